@@ -1,0 +1,293 @@
+"""The daemon's configuration: a pydantic model read from YAML.
+
+A bad file is refused as a whole with the path of each bad field and the reason;
+nothing is applied from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from controller.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SLO(_Strict):
+    """Service-level objective of one application."""
+
+    latency_p95_ms: float = Field(gt=0, description="p95 end-to-end latency target")
+    max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    target_attainment: float = Field(default=0.99, gt=0, le=1)
+
+
+class VersionConfig(_Strict):
+    """One model version: its Serve deployment and replica bounds."""
+
+    name: str = Field(min_length=1)
+    deployment: str = Field(min_length=1)
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=4, ge=1)
+    initial_replicas: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> VersionConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})"
+            )
+        return self
+
+
+class ScalingConfig(_Strict):
+    """How the scaling agent turns demand into replicas."""
+
+    target_utilization: float = Field(default=0.7, gt=0, le=1)
+    """Fraction of a replica's measured capacity to plan for."""
+    capacity_rps_per_replica: float | None = Field(default=None, gt=0)
+    """Initial per-replica capacity (req/s) until one is measured."""
+    forecast_window_s: float = Field(default=60, gt=0)
+    upscale_delay_s: float = Field(default=0, ge=0)
+    downscale_delay_s: float = Field(default=60, ge=0)
+    max_upscale_step: int = Field(default=4, ge=1)
+    max_downscale_step: int = Field(default=1, ge=1)
+    hysteresis: float = Field(default=0.1, ge=0, lt=1)
+    """Relative band around the current count inside which no change is proposed."""
+    default_startup_s: float = Field(default=30, ge=0)
+    scale_to_zero: bool = False
+    idle_before_zero_s: float = Field(default=300, ge=0)
+
+
+class RolloutConfig(_Strict):
+    """Canary steps and the analysis that gates each one."""
+
+    steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100])
+    step_min_duration_s: float = Field(default=30, ge=0)
+    min_requests: int = Field(default=50, ge=1)
+    """Minimum canary requests at a step before a verdict."""
+    max_latency_ratio: float = Field(default=1.2, ge=1)
+    """Fail when canary p95 exceeds stable p95 by more than this factor (significantly)."""
+    max_error_rate_increase: float = Field(default=0.01, ge=0, le=1)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    deadline_s: float = Field(default=900, gt=0)
+    """Abort a rollout that stays inconclusive this long at one step."""
+    drain_s: float = Field(default=30, ge=0)
+    """After weight 0, wait this long before scaling the old version down."""
+
+    @model_validator(mode="after")
+    def _steps(self) -> RolloutConfig:
+        if not self.steps:
+            raise ValueError("steps must not be empty")
+        if any(not 0 < s <= 100 for s in self.steps):
+            raise ValueError(f"every step must be in 1..100, got {self.steps}")
+        if any(b <= a for a, b in zip(self.steps, self.steps[1:], strict=False)):
+            raise ValueError(f"steps must increase strictly, got {self.steps}")
+        if self.steps[-1] != 100:
+            raise ValueError(f"the last step must be 100, got {self.steps[-1]}")
+        return self
+
+
+class Resources(_Strict):
+    """What one replica holds and how it is priced."""
+
+    gpu_type: str = Field(default="cpu", min_length=1)
+    """Key into `prices`; `cpu` for CPU replicas."""
+    gpus_per_replica: float = Field(default=0, ge=0)
+    """GPUs a replica holds (fractional allowed); 0 prices the replica as one unit of gpu_type."""
+
+
+class AppConfig(_Strict):
+    """One Serve application under the daemon's control."""
+
+    name: str = Field(min_length=1)
+    team: str = "default"
+    priority: int = Field(default=0, description="higher keeps its replicas longer")
+    router_deployment: str = "router"
+    slo: SLO
+    versions: list[VersionConfig] = Field(min_length=1)
+    stable: str | None = None
+    """The version serving traffic now; defaults to the first version."""
+    candidate: str | None = None
+    """Declaring a candidate starts a canary of it against the stable version."""
+    resources: Resources = Field(default_factory=Resources)
+    scaling: ScalingConfig = Field(default_factory=ScalingConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+
+    @model_validator(mode="after")
+    def _versions(self) -> AppConfig:
+        names = [v.name for v in self.versions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"version names repeat: {names}")
+        for label, value in (("stable", self.stable), ("candidate", self.candidate)):
+            if value is not None and value not in names:
+                raise ValueError(f"{label} {value!r} is not one of the versions {names}")
+        if self.candidate is not None and self.candidate == self.stable_version:
+            raise ValueError(f"candidate {self.candidate!r} is already the stable version")
+        return self
+
+    @property
+    def stable_version(self) -> str:
+        """The configured stable version (first version when not named)."""
+        return self.stable or self.versions[0].name
+
+    def version(self, name: str) -> VersionConfig:
+        """The config of version `name`."""
+        for v in self.versions:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+
+class TeamBudget(_Strict):
+    """A team's spending ceiling."""
+
+    per_hour: float = Field(ge=0)
+    priority: int = 0
+
+
+class Budgets(_Strict):
+    """Spending ceilings in currency units per hour."""
+
+    total_per_hour: float | None = Field(default=None, ge=0)
+    teams: dict[str, TeamBudget] = Field(default_factory=dict)
+
+
+class LocalTarget(_Strict):
+    """A local Ray cluster reached through its dashboard."""
+
+    dashboard_url: str = "http://127.0.0.1:8265"
+    metrics_urls: list[str] = Field(default_factory=list)
+    """Ray metrics exporter endpoints; empty reads Ray's service-discovery file."""
+    service_discovery_file: str = "/tmp/ray/prom_metrics_service_discovery.json"
+    serve_config: str = "configs/serve.local.yaml"
+    """The Serve config the actuator keeps applied (with replicas and weights updated)."""
+    request_timeout_s: float = Field(default=10, gt=0)
+
+
+class KubeRayTarget(_Strict):
+    """A RayService on Kubernetes, managed by KubeRay."""
+
+    namespace: str = "default"
+    rayservice: str = Field(min_length=1)
+    dashboard_url: str | None = None
+    """Head service dashboard, for the scale API; None writes replicas through the config only."""
+    kubeconfig: str | None = None
+    """Path to a kubeconfig; None uses the in-cluster config, then the default kubeconfig."""
+    lease_name: str = "governor-leader"
+    lease_duration_s: float = Field(default=15, gt=0)
+    renew_period_s: float = Field(default=5, gt=0)
+    request_timeout_s: float = Field(default=10, gt=0)
+
+
+class PrometheusSource(_Strict):
+    """Read signals from a Prometheus server through its HTTP query API."""
+
+    url: str = "http://127.0.0.1:9090"
+    timeout_s: float = Field(default=5, gt=0)
+    rate_window: str = "1m"
+    max_sample_age_s: float = Field(default=60, gt=0)
+    app_label: str = "application"
+    deployment_label: str = "deployment"
+    version_label: str = "version"
+    job: str | None = None
+
+
+class MetricsSource(_Strict):
+    """Where signals come from: Ray's own endpoints (embedded) or Prometheus."""
+
+    kind: Literal["embedded", "prometheus"] = "embedded"
+    prometheus: PrometheusSource = Field(default_factory=PrometheusSource)
+
+
+class DaemonMetrics(_Strict):
+    """The daemon's own /metrics endpoint."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9400, ge=0, le=65535)
+
+
+class GovernorConfig(_Strict):
+    """The whole daemon configuration."""
+
+    target: Literal["local", "kuberay"] = "local"
+    local: LocalTarget = Field(default_factory=LocalTarget)
+    kuberay: KubeRayTarget | None = None
+    signals: MetricsSource = Field(default_factory=MetricsSource)
+    interval_s: float = Field(default=5, gt=0)
+    window_s: float = Field(default=30, gt=0)
+    """Observation window for rates and quantiles."""
+    dry_run: bool = False
+    state_path: str = ".governor/state.json"
+    metrics: DaemonMetrics = Field(default_factory=DaemonMetrics)
+    prices: dict[str, float] = Field(default_factory=lambda: {"cpu": 0.0})
+    """Price per hour of one unit of each GPU type (`cpu`: one CPU replica)."""
+    budgets: Budgets = Field(default_factory=Budgets)
+    applications: list[AppConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GovernorConfig:
+        names = [a.name for a in self.applications]
+        if len(set(names)) != len(names):
+            raise ValueError(f"application names repeat: {names}")
+        for app in self.applications:
+            if app.resources.gpu_type not in self.prices:
+                raise ValueError(
+                    f"application {app.name!r}: gpu_type {app.resources.gpu_type!r} "
+                    f"has no price in prices {sorted(self.prices)}"
+                )
+        if self.target == "kuberay" and self.kuberay is None:
+            raise ValueError("target is kuberay but the kuberay section is missing")
+        return self
+
+    def app(self, name: str) -> AppConfig:
+        """The config of application `name`."""
+        for a in self.applications:
+            if a.name == name:
+                return a
+        raise KeyError(name)
+
+    def replica_price(self, app: AppConfig) -> float:
+        """Cost per hour of one replica of `app`."""
+        units = app.resources.gpus_per_replica or 1.0
+        return units * self.prices[app.resources.gpu_type]
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One line per bad field: `source: a.b[0].c: reason`."""
+    lines = []
+    for e in err.errors():
+        path = ""
+        for part in e["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        lines.append(f"{source}: {path or '<root>'}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: object, source: str = "<config>") -> GovernorConfig:
+    """Validate a parsed YAML document into a GovernorConfig, or raise ConfigError."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the document must be a mapping, got {type(data).__name__}")
+    try:
+        return GovernorConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source)) from err
+
+
+def load_config(path: str | Path) -> GovernorConfig:
+    """Read and validate the daemon config at `path`, or raise ConfigError."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as err:
+        raise ConfigError(f"{p}: cannot read the config: {err.strerror or err}") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from err
+    return parse_config(data, str(p))

@@ -1,0 +1,138 @@
+"""The frozen view of the fleet that every agent decides from.
+
+A signal source builds one `Snapshot` per tick. A value that could not be observed is
+`None` (missing), never a guess; `Snapshot.problems` says why it is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class LatencyHistogram:
+    """Request latencies over the observation window as cumulative buckets.
+
+    `bounds_ms[i]` is the upper bound of bucket i (the last may be `inf`);
+    `counts[i]` is how many requests took at most `bounds_ms[i]` (cumulative, like
+    Prometheus `_bucket` series).
+    """
+
+    bounds_ms: tuple[float, ...]
+    counts: tuple[float, ...]
+
+    @property
+    def total(self) -> float:
+        """Number of requests in the window."""
+        return self.counts[-1] if self.counts else 0.0
+
+    def quantile(self, q: float) -> float | None:
+        """Quantile estimate by linear interpolation inside the bucket (as PromQL does)."""
+        total = self.total
+        if total <= 0:
+            return None
+        rank = q * total
+        lower_bound, lower_count = 0.0, 0.0
+        for bound, count in zip(self.bounds_ms, self.counts, strict=True):
+            if count >= rank:
+                if bound == float("inf"):
+                    return lower_bound
+                in_bucket = count - lower_count
+                if in_bucket <= 0:
+                    return bound
+                return lower_bound + (bound - lower_bound) * (rank - lower_count) / in_bucket
+            lower_bound, lower_count = bound, count
+        return lower_bound
+
+
+@dataclass(frozen=True)
+class VersionSnapshot:
+    """What was observed of one model version (one Serve deployment) over the window."""
+
+    app: str
+    version: str
+    deployment: str
+    running_replicas: int | None = None
+    starting_replicas: int | None = None
+    target_replicas: int | None = None
+    request_rate: float | None = None
+    """Requests per second served by this version (router's view)."""
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    latency_p99_ms: float | None = None
+    error_rate: float | None = None
+    """Fraction of requests that failed, 0..1."""
+    request_count: float | None = None
+    """Requests in the observation window (for sample-size checks)."""
+    error_count: float | None = None
+    latency_histogram: LatencyHistogram | None = None
+    queue_length: float | None = None
+    """Requests ongoing or queued at this version's replicas."""
+    batch_size: float | None = None
+    """Mean observed batch size."""
+    startup_s: float | None = None
+    """Measured replica start-up (model load) time."""
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class AppSnapshot:
+    """One Serve application: its versions and the router's current traffic weights."""
+
+    name: str
+    versions: tuple[VersionSnapshot, ...]
+    weights: dict[str, int] | None = None
+    status: str | None = None
+
+    def version(self, name: str) -> VersionSnapshot | None:
+        """The snapshot of version `name`, if it was observed."""
+        for v in self.versions:
+            if v.version == name:
+                return v
+        return None
+
+
+@dataclass(frozen=True)
+class ClusterSnapshot:
+    """Capacity of the cluster the fleet runs on."""
+
+    total_cpus: float | None = None
+    total_gpus: float | None = None
+    gpu_type: str | None = None
+
+
+@dataclass(frozen=True)
+class OperatorCommand:
+    """A request an operator made by hand (e.g. `governor rollout abort APP`)."""
+
+    action: str
+    app: str
+    issued_at: datetime
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything an agent may know at one tick; `now` is the only clock agents read."""
+
+    now: datetime
+    apps: tuple[AppSnapshot, ...]
+    cluster: ClusterSnapshot = field(default_factory=ClusterSnapshot)
+    window_s: float = 30.0
+    problems: tuple[str, ...] = ()
+    """Why fields are missing (a failed source, a stale sample)."""
+    commands: tuple[OperatorCommand, ...] = ()
+    """Operator commands not yet handled, observed at this tick."""
+
+    def app(self, name: str) -> AppSnapshot | None:
+        """The snapshot of application `name`, if it was observed."""
+        for a in self.apps:
+            if a.name == name:
+                return a
+        return None
+
+    def version(self, app: str, version: str) -> VersionSnapshot | None:
+        """The snapshot of one version of one application, if observed."""
+        a = self.app(app)
+        return a.version(version) if a else None
