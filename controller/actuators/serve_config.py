@@ -1,0 +1,90 @@
+"""Render the Serve config document that carries a plan (shared by every actuator).
+
+Ray resets a deployment's replica count to the config's `num_replicas` whenever the
+config is re-submitted, so the document always carries the desired counts; zero is
+reached only through the scale API, and the document then says 1.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from controller.config import GovernorConfig
+from controller.decisions import Plan
+from controller.errors import ConfigError
+
+
+def load_serve_config(path: str | Path) -> dict[str, Any]:
+    """Read a Serve config file (the `serve deploy` format) or raise ConfigError."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except OSError as err:
+        raise ConfigError(f"{p}: cannot read the Serve config: {err.strerror or err}") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from err
+    if not isinstance(data, dict) or not isinstance(data.get("applications"), list):
+        raise ConfigError(f"{p}: a Serve config needs a top-level `applications:` list")
+    return data
+
+
+def check_serve_config_covers(serve_config: dict[str, Any], config: GovernorConfig) -> None:
+    """Raise ConfigError unless every governed application is in the Serve config."""
+    names = {a.get("name") for a in serve_config.get("applications", [])}
+    missing = [a.name for a in config.applications if a.name not in names]
+    if missing:
+        raise ConfigError(
+            f"applications {missing} are governed but not in the Serve config "
+            f"(it has {sorted(n for n in names if n)})"
+        )
+
+
+def _deployment_entry(app: dict[str, Any], name: str) -> dict[str, Any]:
+    deployments: list[dict[str, Any]] = app.setdefault("deployments", [])
+    for d in deployments:
+        if d.get("name") == name:
+            return d
+    entry: dict[str, Any] = {"name": name}
+    deployments.append(entry)
+    return entry
+
+
+def render_serve_config(base: dict[str, Any], plan: Plan, config: GovernorConfig) -> dict[str, Any]:
+    """The Serve config `base` with the plan's replica counts and weights written in."""
+    doc = copy.deepcopy(base)
+    by_name = {a["name"]: a for a in doc.get("applications", []) if "name" in a}
+    for app_cfg in config.applications:
+        app = by_name.get(app_cfg.name)
+        if app is None:
+            continue
+        app["external_scaler_enabled"] = True
+        for v in app_cfg.versions:
+            desired = plan.replicas_for(app_cfg.name, v.name)
+            if desired is None:
+                continue
+            entry = _deployment_entry(app, v.deployment)
+            entry["num_replicas"] = max(1, desired)
+        weights = plan.weights_for(app_cfg.name)
+        if weights is not None:
+            router = _deployment_entry(app, app_cfg.router_deployment)
+            user_config = dict(router.get("user_config") or {})
+            user_config["weights"] = {k: int(w) for k, w in sorted(weights.items())}
+            router["user_config"] = user_config
+    return doc
+
+
+def deployed_weights(app_doc: dict[str, Any], router_deployment: str) -> dict[str, int] | None:
+    """The router weights a Serve application document carries, if any."""
+    for d in app_doc.get("deployments", []) or []:
+        if d.get("name") == router_deployment:
+            weights = (d.get("user_config") or {}).get("weights")
+            if isinstance(weights, dict):
+                return {str(k): int(v) for k, v in weights.items()}
+    args_weights = (app_doc.get("args") or {}).get("weights")
+    if isinstance(args_weights, dict):
+        return {str(k): int(v) for k, v in args_weights.items()}
+    return None

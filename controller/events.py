@@ -1,0 +1,35 @@
+"""Structured events: what changed and why, one JSON object per line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import deque
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("governor")
+
+
+class EventLog:
+    """Appends events to a JSON-lines file (optional) and keeps the latest in memory."""
+
+    def __init__(self, path: str | Path | None = None, keep: int = 200) -> None:
+        self.path = Path(path) if path else None
+        self.recent: deque[dict[str, Any]] = deque(maxlen=keep)
+        self._lock = threading.Lock()
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def emit(self, at: datetime, kind: str, message: str, **fields: Any) -> None:
+        """Record one event."""
+        event = {"at": at.isoformat(), "kind": kind, "message": message, **fields}
+        with self._lock:
+            self.recent.append(event)
+            if self.path:
+                with self.path.open("a") as f:
+                    f.write(json.dumps(event, default=str) + "\n")
+        level = logging.WARNING if kind in ("error", "alert") else logging.INFO
+        log.log(level, "%s: %s", kind, message)

@@ -1,0 +1,208 @@
+"""The embedded signal source: Ray Serve's REST status API plus Ray's own metrics endpoints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from controller.actuators.serve_config import deployed_weights
+from controller.clock import Clock
+from controller.config import AppConfig, GovernorConfig
+from controller.errors import GovernorError
+from controller.signals.counters import (
+    DeploymentCounters,
+    FleetCounters,
+    ScrapeHistory,
+    VersionCounters,
+    VersionWindow,
+    parse_expositions,
+    version_window,
+)
+from controller.signals.replicas import ReplicaStartTracker, replica_counts
+from controller.snapshot import AppSnapshot, ClusterSnapshot, Snapshot, VersionSnapshot
+from controller.transports.ray_dashboard import RayDashboardClient, fetch_text
+
+MetricsReader = Callable[[], Sequence[str]]
+"""Returns the Prometheus text of every metrics endpoint of the cluster."""
+
+
+def metrics_urls_from_service_discovery(path: str | Path) -> list[str]:
+    """Metrics URLs listed in Ray's Prometheus file-SD document (empty if absent)."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return []
+    urls = []
+    for group in doc if isinstance(doc, list) else []:
+        for target in group.get("targets", []):
+            urls.append(f"http://{target}/metrics")
+    return urls
+
+
+def http_metrics_reader(config: GovernorConfig) -> MetricsReader:
+    """Reads the configured metrics URLs, or those in Ray's service-discovery file."""
+
+    def read() -> Sequence[str]:
+        urls = config.local.metrics_urls or metrics_urls_from_service_discovery(
+            config.local.service_discovery_file
+        )
+        if not urls:
+            raise GovernorError(
+                "no Ray metrics endpoint: set local.metrics_urls or start Ray with "
+                f"--metrics-export-port (no targets in {config.local.service_discovery_file})"
+            )
+        return [fetch_text(u, config.local.request_timeout_s) for u in urls]
+
+    return read
+
+
+class EmbeddedSource:
+    """Builds one Snapshot per call from the dashboard and Ray's metrics exporters."""
+
+    def __init__(
+        self,
+        config: GovernorConfig,
+        dashboard: RayDashboardClient,
+        read_metrics: MetricsReader,
+        clock: Clock,
+    ) -> None:
+        self.config = config
+        self.dashboard = dashboard
+        self.read_metrics = read_metrics
+        self.clock = clock
+        self.history = ScrapeHistory(keep_s=config.window_s * 3)
+        self.starts = ReplicaStartTracker()
+
+    def observe(self) -> Snapshot:
+        """Read the world once; anything that could not be read is left missing, with a reason."""
+        now = self.clock.now()
+        problems: list[str] = []
+        status: dict[str, Any] | None = None
+        try:
+            status = self.dashboard.get_applications()
+        except GovernorError as err:
+            problems.append(f"serve status: {err}")
+        counters: FleetCounters | None = None
+        try:
+            counters = parse_expositions(self.read_metrics())
+        except (GovernorError, ValueError) as err:
+            problems.append(f"ray metrics: {err}")
+        baseline = None
+        if counters is not None:
+            baseline = self.history.baseline(now, self.config.window_s)
+            self.history.add(now, counters)
+        if status is not None:
+            self.starts.observe(status, now)
+        apps = tuple(
+            self._app(a, status, counters, baseline, now) for a in self.config.applications
+        )
+        return Snapshot(
+            now=now,
+            apps=apps,
+            cluster=ClusterSnapshot(),
+            window_s=self.config.window_s,
+            problems=tuple(problems),
+        )
+
+    def _app(
+        self,
+        app: AppConfig,
+        status: dict[str, Any] | None,
+        counters: FleetCounters | None,
+        baseline: tuple[datetime, FleetCounters] | None,
+        now: datetime,
+    ) -> AppSnapshot:
+        app_status = (status or {}).get("applications", {}).get(app.name) if status else None
+        deployments = (app_status or {}).get("deployments", {}) or {}
+        weights = None
+        if app_status is not None:
+            weights = deployed_weights(
+                app_status.get("deployed_app_config") or {}, app.router_deployment
+            )
+        versions = []
+        for v in app.versions:
+            window = None
+            dep_now = dep_old = None
+            if counters is not None and baseline is not None:
+                seconds = (now - baseline[0]).total_seconds()
+                old = baseline[1]
+                window = version_window(
+                    counters.versions.get((app.name, v.name), VersionCounters()),
+                    old.versions.get((app.name, v.name)),
+                    seconds,
+                )
+                dep_now = counters.deployments.get((app.name, v.deployment))
+                dep_old = old.deployments.get((app.name, v.deployment))
+            elif counters is not None:
+                dep_now = counters.deployments.get((app.name, v.deployment))
+            versions.append(
+                _version(
+                    app.name,
+                    v.name,
+                    v.deployment,
+                    deployments.get(v.deployment) if app_status is not None else None,
+                    status is not None,
+                    window,
+                    dep_now,
+                    dep_old,
+                    self.starts.startup_s(app.name, v.deployment),
+                )
+            )
+        return AppSnapshot(
+            name=app.name,
+            versions=tuple(versions),
+            weights=weights,
+            status=(app_status or {}).get("status") if app_status else None,
+        )
+
+
+def _version(
+    app: str,
+    version: str,
+    deployment: str,
+    dep_status: dict[str, Any] | None,
+    status_read: bool,
+    window: VersionWindow | None,
+    dep_now: DeploymentCounters | None,
+    dep_old: DeploymentCounters | None,
+    startup_s: float | None,
+) -> VersionSnapshot:
+    running = starting = target = None
+    if dep_status is not None:
+        running, starting = replica_counts(dep_status)
+        raw_target = dep_status.get("target_num_replicas")
+        target = int(raw_target) if isinstance(raw_target, int | float) else None
+    elif status_read:
+        # The status was read and the deployment is not there: it has no replicas.
+        running, starting, target = 0, 0, 0
+    fields: dict[str, Any] = {}
+    if window is not None and window.seconds > 0:
+        fields["request_rate"] = window.requests / window.seconds
+        fields["request_count"] = window.requests
+        fields["error_count"] = window.errors
+        fields["error_rate"] = window.errors / window.requests if window.requests > 0 else 0.0
+        if window.histogram is not None and window.histogram.total > 0:
+            h = window.histogram
+            fields["latency_histogram"] = h
+            fields["latency_p50_ms"] = h.quantile(0.50)
+            fields["latency_p95_ms"] = h.quantile(0.95)
+            fields["latency_p99_ms"] = h.quantile(0.99)
+    if dep_now is not None:
+        fields["queue_length"] = dep_now.ongoing
+        if dep_old is not None:
+            count = dep_now.batch_count - dep_old.batch_count
+            if count > 0:
+                fields["batch_size"] = (dep_now.batch_sum - dep_old.batch_sum) / count
+    return VersionSnapshot(
+        app=app,
+        version=version,
+        deployment=deployment,
+        running_replicas=running,
+        starting_replicas=starting,
+        target_replicas=target,
+        startup_s=startup_s,
+        **fields,
+    )

@@ -1,0 +1,16 @@
+"""Names of the series the data plane and Ray export, in one place for every source."""
+
+from __future__ import annotations
+
+REQUESTS = "ray_governor_requests_total"
+ERRORS = "ray_governor_request_errors_total"
+LATENCY_BUCKET = "ray_governor_request_latency_ms_bucket"
+BATCH_SIZE_SUM = "ray_governor_batch_size_sum"
+BATCH_SIZE_COUNT = "ray_governor_batch_size_count"
+INPUT_TOKENS = "ray_governor_input_tokens_total"
+OUTPUT_TOKENS = "ray_governor_output_tokens_total"
+ONGOING = "ray_serve_num_ongoing_requests_at_replicas"
+
+APP_LABEL = "application"
+DEPLOYMENT_LABEL = "deployment"
+VERSION_LABEL = "version"
