@@ -25,6 +25,10 @@ class SLO(_Strict):
     latency_p95_ms: float = Field(gt=0, description="p95 end-to-end latency target")
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
     target_attainment: float = Field(default=0.99, gt=0, le=1)
+    ttft_p95_ms: float | None = Field(default=None, gt=0)
+    """Generation: p95 time-to-first-token target (None: no target)."""
+    tpot_p95_ms: float | None = Field(default=None, gt=0)
+    """Generation: p95 time-per-output-token target (None: no target)."""
 
 
 class VersionConfig(_Strict):
