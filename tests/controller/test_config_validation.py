@@ -82,7 +82,7 @@ def test_not_yaml_and_missing_file_are_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", [["run", "--once"], ["plan"], ["status"], ["rollout", "abort", "embed"]]
+    "command", [["run", "--once"], ["plan"], ["status"], ["rollout", "abort", "embeddings"]]
 )
 def test_every_command_exits_2_on_a_bad_config_and_applies_nothing(
     tmp_path: Path, command: list[str]
