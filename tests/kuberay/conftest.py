@@ -1,0 +1,153 @@
+"""Shared fixtures: the stand-in API server, the real `kubernetes` client pointed at it."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+
+from kuberay.client import RayServiceClient
+from kuberay.connect import api_client_for_host
+from kuberay.retry import Backoff
+from tests.controller.clock import ManualClock
+from tests.kuberay.fake_apiserver import FakeApiServer
+
+REPO = Path(__file__).resolve().parents[2]
+PEERS = REPO.parent / "shared" / "peers" / "kuberay"
+NAMESPACE = "governor"
+NAME = "governor-fleet"
+
+SERVE_CONFIG: dict[str, Any] = {
+    "applications": [
+        {
+            "name": "embed",
+            "route_prefix": "/",
+            "import_path": "serving.app:build_app",
+            "args": {"versions": [{"name": "v1"}, {"name": "v2"}]},
+            "deployments": [
+                {"name": "router", "user_config": {"weights": {"v1": 100, "v2": 0}}},
+                {"name": "model_v1", "num_replicas": 1, "ray_actor_options": {"num_gpus": 1}},
+                {"name": "model_v2", "num_replicas": 1, "ray_actor_options": {"num_gpus": 1}},
+            ],
+        }
+    ],
+}
+
+RUNNING_STATUS: dict[str, Any] = {
+    "serviceStatus": "Running",
+    "numServeEndpoints": 2,
+    "observedGeneration": 1,
+    "activeServiceStatus": {
+        "rayClusterName": "governor-fleet-abc12",
+        "applicationStatuses": {
+            "embed": {
+                "status": "RUNNING",
+                "serveDeploymentStatuses": {
+                    "router": {"status": "HEALTHY"},
+                    "model_v1": {"status": "HEALTHY"},
+                    "model_v2": {"status": "UPDATING"},
+                },
+            }
+        },
+        "rayClusterStatus": {"state": "ready", "desiredCPU": "20", "desiredGPU": "2"},
+    },
+    "pendingServiceStatus": {},
+    "conditions": [
+        {
+            "type": "Ready",
+            "status": "True",
+            "reason": "NonZeroServeEndpoints",
+            "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        },
+        {
+            "type": "UpgradeInProgress",
+            "status": "False",
+            "reason": "NoPendingCluster",
+            "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        },
+    ],
+}
+
+
+def rayservice_object(
+    serve_config: dict[str, Any] | None = None, status: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A RayService as the operator would have it: spec, generation and status."""
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayService",
+        "metadata": {"name": NAME, "namespace": NAMESPACE, "generation": 1},
+        "spec": {
+            "serveConfigV2": yaml.safe_dump(serve_config or SERVE_CONFIG, sort_keys=False),
+            "rayClusterConfig": {
+                "headGroupSpec": {
+                    "rayStartParams": {},
+                    "template": {"spec": {"containers": [{"name": "ray-head", "image": "x"}]}},
+                }
+            },
+        },
+        "status": copy.deepcopy(RUNNING_STATUS if status is None else status),
+    }
+
+
+def upgrading_status() -> dict[str, Any]:
+    """A status while KubeRay runs a zero-downtime upgrade to a pending cluster."""
+    status = copy.deepcopy(RUNNING_STATUS)
+    status["pendingServiceStatus"] = {
+        "rayClusterName": "governor-fleet-def34",
+        "applicationStatuses": {"embed": {"status": "DEPLOYING"}},
+    }
+    status["conditions"][1].update(status="True", reason="BothActivePendingClustersExist")
+    return status
+
+
+@pytest.fixture
+def apiserver() -> Iterator[FakeApiServer]:
+    """A running stand-in API server."""
+    with FakeApiServer() as server:
+        yield server
+
+
+@pytest.fixture
+def api(apiserver: FakeApiServer) -> Iterator[k8s.ApiClient]:
+    """The real `kubernetes` ApiClient, configured for the stand-in."""
+    client = api_client_for_host(apiserver.url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock the test moves by hand."""
+    return ManualClock()
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    """Every back-off sleep the code under test asked for."""
+    return []
+
+
+@pytest.fixture
+def rs_client(api: k8s.ApiClient, sleeps: list[float]) -> RayServiceClient:
+    """A RayService client on the stand-in, with recorded (not real) back-off sleeps."""
+    return RayServiceClient(
+        k8s.CustomObjectsApi(api),
+        NAMESPACE,
+        request_timeout_s=0.5,
+        backoff=Backoff(attempts=3, base_s=0.5, factor=2.0),
+        sleep=sleeps.append,
+    )
+
+
+@pytest.fixture
+def rayservice(apiserver: FakeApiServer) -> dict[str, Any]:
+    """A running RayService seeded into the stand-in."""
+    return apiserver.seed(rayservice_object())
