@@ -194,12 +194,18 @@ class PrometheusSource(_Strict):
 
     url: str = "http://127.0.0.1:9090"
     timeout_s: float = Field(default=5, gt=0)
-    rate_window: str = "1m"
+    rate_window: str = Field(default="1m", pattern=r"^([0-9]+(ms|s|m|h|d|w|y))+$")
+    """PromQL range of rates and quantiles; at least four scrape intervals."""
     max_sample_age_s: float = Field(default=60, gt=0)
     app_label: str = "application"
     deployment_label: str = "deployment"
     version_label: str = "version"
     job: str | None = None
+    """`job` label of the Ray exporter's series; None matches any job."""
+    match_labels: dict[str, str] = Field(default_factory=dict)
+    """Extra equality matchers on every series (e.g. a cluster or namespace label)."""
+    bearer_token_env: str | None = None
+    """Environment variable holding a bearer token for the Prometheus API, if it needs one."""
 
 
 class MetricsSource(_Strict):

@@ -10,6 +10,8 @@ BATCH_SIZE_COUNT = "ray_governor_batch_size_count"
 INPUT_TOKENS = "ray_governor_input_tokens_total"
 OUTPUT_TOKENS = "ray_governor_output_tokens_total"
 ONGOING = "ray_serve_num_ongoing_requests_at_replicas"
+REPLICA_HEALTHY = "ray_serve_deployment_replica_healthy"
+ROUTE_WEIGHT = "ray_governor_route_weight"
 
 APP_LABEL = "application"
 DEPLOYMENT_LABEL = "deployment"

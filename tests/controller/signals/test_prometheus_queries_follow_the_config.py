@@ -1,0 +1,63 @@
+"""Every query is built in one place from the configured labels, job, matchers and window."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.config import PrometheusSource as PrometheusConfig
+from controller.errors import ConfigError
+from controller.signals.promql import build_queries, duration_seconds
+from tests.controller.sample_config import governor_config
+
+
+def test_default_queries_read_the_data_plane_series_per_application_and_version() -> None:
+    q = build_queries(PrometheusConfig(), ["embed"])
+    sel = '{application=~"embed"}'
+    assert q.request_rate.expr == (
+        f"sum by (application, version) (rate(ray_governor_requests_total{sel}[1m]))"
+    )
+    _, p95 = q.quantiles["latency_p95"]
+    assert p95.expr == (
+        "histogram_quantile(0.95, sum by (le, application, version) "
+        f"(rate(ray_governor_request_latency_ms_bucket{sel}[1m])))"
+    )
+    assert q.queue.expr == (
+        f"sum by (application, deployment) (ray_serve_num_ongoing_requests_at_replicas{sel})"
+    )
+    assert len({query.name for query in q.all()}) == len(q.all())
+
+
+def test_labels_job_matchers_and_window_are_configurable() -> None:
+    config = PrometheusConfig(
+        app_label="app",
+        version_label="model_version",
+        deployment_label="dep",
+        job="ray-head",
+        match_labels={"cluster": "prod-eu"},
+        rate_window="2m",
+    )
+    q = build_queries(config, ["chat", "embed"])
+    sel = '{app=~"chat|embed",job="ray-head",cluster="prod-eu"}'
+    assert q.error_rate.expr == (
+        f"sum by (app, model_version) (rate(ray_governor_request_errors_total{sel}[2m]))"
+    )
+    assert q.error_rate.by == ("app", "model_version")
+    assert q.batch_size.by == ("app", "dep")
+    assert all(sel in query.expr for query in q.all())
+
+
+def test_application_names_are_escaped_inside_the_regex_matcher() -> None:
+    q = build_queries(PrometheusConfig(), ["a.b", 'we"ird'])
+    assert 'application=~"a\\\\.b|we\\"ird"' in q.request_rate.expr
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("1m", 60), ("1m30s", 90), ("2h", 7200), ("500ms", 0.5)]
+)
+def test_durations_are_read_like_promql(text: str, seconds: float) -> None:
+    assert duration_seconds(text) == seconds
+
+
+def test_a_window_that_is_not_a_promql_duration_is_refused_at_load() -> None:
+    with pytest.raises(ConfigError, match="signals.prometheus.rate_window"):
+        governor_config(signals={"kind": "prometheus", "prometheus": {"rate_window": "1 minute"}})
