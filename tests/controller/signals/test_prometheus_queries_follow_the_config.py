@@ -59,5 +59,5 @@ def test_durations_are_read_like_promql(text: str, seconds: float) -> None:
 
 
 def test_a_window_that_is_not_a_promql_duration_is_refused_at_load() -> None:
-    with pytest.raises(ConfigError, match="signals.prometheus.rate_window"):
+    with pytest.raises(ConfigError, match=r"signals\.prometheus\.rate_window"):
         governor_config(signals={"kind": "prometheus", "prometheus": {"rate_window": "1 minute"}})
