@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +12,22 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
+from controller.decisions import Plan, ReplicaDecision, WeightDecision
+from controller.snapshot import AppSnapshot, Snapshot, VersionSnapshot
+from kuberay.actuator import KubeRayActuator
 from kuberay.client import RayServiceClient
 from kuberay.connect import api_client_for_host
 from kuberay.retry import Backoff
 from tests.controller.clock import ManualClock
+from tests.controller.sample_config import governor_config
 from tests.kuberay.fake_apiserver import FakeApiServer
 
 REPO = Path(__file__).resolve().parents[2]
 PEERS = REPO.parent / "shared" / "peers" / "kuberay"
 NAMESPACE = "governor"
 NAME = "governor-fleet"
+PATCH = rf"/rayservices/{NAME}$"
+"""The path of the RayService, as a regex for the stand-in's request counts."""
 
 SERVE_CONFIG: dict[str, Any] = {
     "applications": [
@@ -108,6 +115,47 @@ def upgrading_status() -> dict[str, Any]:
     return status
 
 
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def plan(v1: int, v2: int, weights: dict[str, int] | None = None) -> Plan:
+    """A plan for the one application `embed`."""
+    return Plan(
+        replicas=(
+            ReplicaDecision("embed", "v1", v1, ("test",)),
+            ReplicaDecision("embed", "v2", v2, ("test",)),
+        ),
+        weights=(WeightDecision("embed", weights, ("test",)),) if weights else (),
+    )
+
+
+def snapshot(v1: int | None, v2: int | None) -> Snapshot:
+    """Observed target replicas of the two versions."""
+    return Snapshot(
+        now=NOW,
+        apps=(
+            AppSnapshot(
+                "embed",
+                (
+                    VersionSnapshot("embed", "v1", "model_v1", target_replicas=v1),
+                    VersionSnapshot("embed", "v2", "model_v2", target_replicas=v2),
+                ),
+            ),
+        ),
+    )
+
+
+def deployed(apiserver: FakeApiServer) -> dict[str, Any]:
+    """The Serve config now in the RayService's spec."""
+    obj = apiserver.get("rayservices", NAMESPACE, NAME)
+    return yaml.safe_load(obj["spec"]["serveConfigV2"])
+
+
+def deployments(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The embed application's deployments by name."""
+    return {d["name"]: d for d in doc["applications"][0]["deployments"]}
+
+
 @pytest.fixture
 def apiserver() -> Iterator[FakeApiServer]:
     """A running stand-in API server."""
@@ -151,3 +199,9 @@ def rs_client(api: k8s.ApiClient, sleeps: list[float]) -> RayServiceClient:
 def rayservice(apiserver: FakeApiServer) -> dict[str, Any]:
     """A running RayService seeded into the stand-in."""
     return apiserver.seed(rayservice_object())
+
+
+@pytest.fixture
+def actuator(rs_client: RayServiceClient) -> KubeRayActuator:
+    """An actuator without the scale API."""
+    return KubeRayActuator(rs_client, NAME, governor_config())

@@ -14,6 +14,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -42,7 +43,10 @@ REASONS = {
 
 @dataclass
 class Fault:
-    """Answer `status` (after `delay_s`) to the next `times` requests matching method and path."""
+    """Answer `status` (after `delay_s`) to the next `times` requests matching method and path.
+
+    `then` runs first, as if another client wrote to the server just before this request.
+    """
 
     method: str
     path: str
@@ -50,6 +54,7 @@ class Fault:
     delay_s: float = 0.0
     times: int = 1
     message: str | None = None
+    then: Callable[[], object] | None = None
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this fault applies to a request."""
@@ -253,6 +258,8 @@ def _make_handler(server: FakeApiServer) -> type[BaseHTTPRequestHandler]:
                 return
             fault = server._take_fault(method, parsed.path)
             if fault is not None:
+                if fault.then is not None:
+                    fault.then()
                 if fault.delay_s:
                     time.sleep(fault.delay_s)
                 if fault.status is not None:
