@@ -54,7 +54,9 @@ class FakePrometheus:
             return _json(200, {"status": "success", "data": {"resultType": "matrix", "result": []}})
         if mode == "malformed":
             bad = [{"metric": {}, "value": ["x"]}]
-            return _json(200, {"status": "success", "data": {"resultType": "vector", "result": bad}})
+            return _json(
+                200, {"status": "success", "data": {"resultType": "vector", "result": bad}}
+            )
         at = self.now() - self.eval_age_s.get(name, 0.0)
         result = [
             {"metric": labels, "value": [at, _text(value)]}
@@ -72,7 +74,9 @@ def _text(value: float) -> str:
 
 
 def _json(code: int, body: dict[str, Any]) -> httpx.Response:
-    return httpx.Response(code, content=json.dumps(body), headers={"content-type": "application/json"})
+    return httpx.Response(
+        code, content=json.dumps(body), headers={"content-type": "application/json"}
+    )
 
 
 def healthy_answers(app: str, now_s: float) -> dict[str, Answer]:

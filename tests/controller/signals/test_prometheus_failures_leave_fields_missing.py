@@ -95,7 +95,10 @@ def test_the_next_observation_recovers_once_the_server_answers_again() -> None:
     assert source.observe().version("embed", "v1").request_rate is None  # type: ignore[union-attr]
     del fake.fail["*"]
     clock.advance(5)
-    fake.answers = {**fake.answers, "freshness": [({"application": "embed"}, clock.now().timestamp())]}
+    fake.answers = {
+        **fake.answers,
+        "freshness": [({"application": "embed"}, clock.now().timestamp())],
+    }
     snap = source.observe()
     assert snap.version("embed", "v1").request_rate == 10.0  # type: ignore[union-attr]
     assert query_failures(snap.problems) == []
@@ -112,6 +115,7 @@ def test_failures_are_counted_by_query_and_reason_in_the_daemon_metrics() -> Non
     value = telemetry.registry.get_sample_value
     labels = {"query": "queue", "reason": "http_error"}
     assert value("governor_signal_query_failures_total", labels) == 2
-    assert value(
-        "governor_signal_query_failures_total", {"query": "request_rate", "reason": "empty"}
-    ) == 2
+    assert (
+        value("governor_signal_query_failures_total", {"query": "request_rate", "reason": "empty"})
+        == 2
+    )
