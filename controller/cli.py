@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import typer
 
+from controller import prometheus_config
+
 app = typer.Typer(
     name="governor",
     help="An SLO- and cost-governed control loop over Ray Serve.",
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+app.command("prometheus-config")(prometheus_config.command)
 
 
 def main() -> None:
