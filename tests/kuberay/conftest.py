@@ -205,3 +205,16 @@ def rayservice(apiserver: FakeApiServer) -> dict[str, Any]:
 def actuator(rs_client: RayServiceClient) -> KubeRayActuator:
     """An actuator without the scale API."""
     return KubeRayActuator(rs_client, NAME, governor_config())
+
+
+def rendered_manifests() -> list[dict[str, Any]]:
+    """What `kubectl kustomize kuberay/manifests` emits (the project's own build)."""
+    from kuberay.render import MANIFESTS, build_kustomization
+
+    return build_kustomization(REPO / MANIFESTS)
+
+
+def rendered(kind: str) -> dict[str, Any]:
+    """The single rendered manifest of `kind`."""
+    (found,) = [d for d in rendered_manifests() if d["kind"] == kind]
+    return found
