@@ -1,0 +1,145 @@
+"""Replays a trace against a live OpenAI-compatible endpoint, at the trace's times.
+
+Each request is sent at its (already scaled) arrival time, with an input of as many
+words as the trace row has prompt tokens (capped, since the server limits input size),
+and the answer's latency is measured from the scheduled time, so a client that falls
+behind shows up as latency rather than as a quieter load. At most `concurrency` requests
+are in flight; each row of the result says whether its send was late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+
+from controller.sim.trace import Trace
+
+WORDS = ("the", "model", "serves", "a", "request", "with", "tokens", "from", "trace", "now")
+"""Common words that tokenizers keep whole: about one token per word."""
+
+Body = Callable[["ReplayRequest", str], dict[str, Any]]
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class ReplayRequest:
+    """One request to send: when (seconds from the start) and how big."""
+
+    at_s: float
+    prompt_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """What happened to one request."""
+
+    at_s: float
+    sent_s: float
+    done_s: float
+    status: int | None
+    """HTTP status, or None when no answer came (timeout, connection error)."""
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Answered with a 2xx status."""
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def latency_s(self) -> float:
+        """From the scheduled send to the answer."""
+        return self.done_s - self.at_s
+
+
+def requests_from_trace(trace: Trace, max_input_tokens: int = 512) -> list[ReplayRequest]:
+    """One request per trace row, inputs capped at `max_input_tokens` words."""
+    return [
+        ReplayRequest(float(t), int(min(p, max_input_tokens)), int(o))
+        for t, p, o in zip(trace.arrival_s, trace.prompt_tokens, trace.output_tokens, strict=True)
+    ]
+
+
+def text_of(tokens: int) -> str:
+    """A deterministic input of about `tokens` tokens (at least one word)."""
+    n = max(1, tokens)
+    return " ".join(WORDS[i % len(WORDS)] for i in range(n))
+
+
+def embedding_body(req: ReplayRequest, model: str) -> dict[str, Any]:
+    """`POST /v1/embeddings` body for one request."""
+    return {"model": model, "input": [text_of(req.prompt_tokens)]}
+
+
+def completion_body(req: ReplayRequest, model: str) -> dict[str, Any]:
+    """`POST /v1/completions` body for one request (the trace's output length as max_tokens)."""
+    return {"model": model, "prompt": text_of(req.prompt_tokens),
+            "max_tokens": max(1, req.output_tokens)}
+
+
+async def replay_async(
+    url: str,
+    requests: Sequence[ReplayRequest],
+    *,
+    model: str,
+    route: str = "/v1/embeddings",
+    body: Body = embedding_body,
+    concurrency: int = 256,
+    timeout_s: float = 60.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+    clock: Clock = time.perf_counter,
+) -> list[ReplayResult]:
+    """Send every request at its time; return one result per request, in input order."""
+    gate = asyncio.Semaphore(concurrency)
+    results: list[ReplayResult | None] = [None] * len(requests)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout_s, limits=limits,
+                                 transport=transport) as client:
+        start = clock()
+
+        async def one(i: int, req: ReplayRequest) -> None:
+            async with gate:
+                sent = clock() - start
+                status: int | None = None
+                error: str | None = None
+                try:
+                    response = await client.post(route, json=body(req, model))
+                    status = response.status_code
+                    if status >= 400:
+                        error = response.text[:200]
+                except httpx.HTTPError as err:
+                    error = f"{type(err).__name__}: {err}"
+                results[i] = ReplayResult(req.at_s, sent, clock() - start, status, error)
+
+        tasks = []
+        for i, req in enumerate(requests):
+            delay = req.at_s - (clock() - start)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, req)))
+        await asyncio.gather(*tasks)
+    return [r for r in results if r is not None]
+
+
+def replay(url: str, requests: Sequence[ReplayRequest], **kwargs: Any) -> list[ReplayResult]:
+    """Blocking form of `replay_async`."""
+    return asyncio.run(replay_async(url, requests, **kwargs))
+
+
+def latency_summary(results: Sequence[ReplayResult]) -> dict[str, float | int | None]:
+    """p50/p95/p99 latency (ms) of answered requests, with counts of failures and late sends."""
+    ok = np.array([r.latency_s * 1000.0 for r in results if r.ok])
+    late = sum(1 for r in results if r.sent_s - r.at_s > 0.1)
+
+    def q(p: float) -> float | None:
+        return float(np.quantile(ok, p)) if ok.size else None
+
+    return {"requests": len(results), "answered": int(ok.size),
+            "failed": len(results) - int(ok.size), "late_sends": late,
+            "p50_ms": q(0.50), "p95_ms": q(0.95), "p99_ms": q(0.99)}
