@@ -70,6 +70,7 @@ class Request:
     query: dict[str, list[str]]
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    """Header names in lower case."""
     status: int = 0
 
 
@@ -248,7 +249,11 @@ def _make_handler(server: FakeApiServer) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             body = json.loads(raw) if raw else None
             record = Request(
-                method, parsed.path, parse_qs(parsed.query), body, dict(self.headers.items())
+                method,
+                parsed.path,
+                parse_qs(parsed.query),
+                body,
+                {k.lower(): v for k, v in self.headers.items()},
             )
             with server.lock:
                 server.requests.append(record)
@@ -387,8 +392,13 @@ def _make_handler(server: FakeApiServer) -> type[BaseHTTPRequestHandler]:
             selector = record.query.get("fieldSelector", [""])[0]
             wanted = selector.split("=", 1)[1] if selector.startswith("metadata.name=") else None
             try:
+                # Events go out as HTTP/1.1 chunks, as the API server sends them.
+                self.protocol_version = "HTTP/1.1"
+                self.close_connection = True
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.send_header("Connection", "close")
                 self.end_headers()
                 with server.lock:
                     cursor = server.store.rv
@@ -403,7 +413,8 @@ def _make_handler(server: FakeApiServer) -> type[BaseHTTPRequestHandler]:
                         pending = [e for e in server.store.events if e[0] > cursor]
                         if not pending:
                             left = deadline - time.monotonic()
-                            if left <= 0 or server._server is None:
+                            if left <= 0:
+                                self.wfile.write(b"0\r\n\r\n")
                                 return
                             server.lock.wait(min(left, 0.1))
                             continue
@@ -415,7 +426,8 @@ def _make_handler(server: FakeApiServer) -> type[BaseHTTPRequestHandler]:
                 return
 
         def _event(self, kind: str, obj: dict[str, Any]) -> None:
-            self.wfile.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+            line = json.dumps({"type": kind, "object": obj}).encode() + b"\n"
+            self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
             self.wfile.flush()
 
         # -- Leases ------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def test_the_patch_carries_the_resource_version_it_was_built_from(
 
     patch = next(r for r in apiserver.requests if r.method == "PATCH")
     assert patch.body["metadata"]["resourceVersion"] == rayservice["metadata"]["resourceVersion"]
-    assert patch.headers["Content-Type"] == "application/merge-patch+json"
+    assert patch.headers["content-type"] == "application/merge-patch+json"
     assert patch.query["fieldManager"] == ["governor"]
 
 
