@@ -138,16 +138,15 @@ def _draft(
     else:
         n = version.initial_replicas
         reasons.append(f"not observed and no proposal: initial_replicas {n}")
-    floor = max((f.replicas for f in floors), default=0)
-    if floor > n:
-        top = max(floors, key=lambda f: f.replicas)
+    top = max(floors, key=lambda f: f.replicas, default=None)
+    floor = top.replicas if top is not None else 0
+    if top is not None and floor > n:
         reasons.append(f"raised {n} -> {floor} by {top.agent}'s floor: {top.reason}")
         n = floor
-    cap = min((c.replicas for c in caps), default=None)
-    if cap is not None and cap < n:
-        low = min(caps, key=lambda c: c.replicas)
-        reasons.append(f"cut {n} -> {max(cap, 0)} by {low.agent}'s cap: {low.reason}")
-        n = cap
+    low = min(caps, key=lambda c: c.replicas, default=None)
+    if low is not None and low.replicas < n:
+        reasons.append(f"cut {n} -> {max(low.replicas, 0)} by {low.agent}'s cap: {low.reason}")
+        n = low.replicas
     hard = _hard_minimum(app, version, weight, floor)
     bounded = clamp(n, hard, version.max_replicas)
     if bounded > n:

@@ -171,10 +171,11 @@ class _Tick:
         self._set_phase(phase)
         self.st["weight"] = 0
         self._verdict(result, reason)
+        _forget_samples(self.st)
 
     def _start(self, candidate: str, observed: AppSnapshot) -> None:
         st = self.st
-        _forget(st, "traffic_since", "last_sample_at", "canary", "stable_counts", "baseline")
+        _forget_samples(st)
         now = to_iso(self.now)
         st["candidate"], st["step_index"], st["weight"] = candidate, 0, 0
         st["started_at"] = st["step_started_at"] = now
@@ -309,6 +310,7 @@ class _Tick:
         st["weight"] = 100
         self._set_phase("promoted")
         self._verdict("pass", f"promoted {st['candidate']} over {old}: {reason}")
+        _forget_samples(st)
 
     # -- proposals ---------------------------------------------------------------------
 
@@ -414,6 +416,10 @@ def _forget(st: RolloutAppState, *keys: str) -> None:
     plain = cast(dict[str, Any], st)
     for key in keys:
         plain.pop(key, None)
+
+
+def _forget_samples(st: RolloutAppState) -> None:
+    _forget(st, "traffic_since", "last_sample_at", "canary", "stable_counts", "baseline")
 
 
 def _running(vs: VersionSnapshot | None) -> int:

@@ -97,6 +97,22 @@ def version(
     return VersionSnapshot(**base)
 
 
+def app_snapshot(*versions: VersionSnapshot, weights: dict[str, int] | None = None) -> AppSnapshot:
+    """One app made of `versions` (all of the same app)."""
+    name = versions[0].app if versions else "embed"
+    return AppSnapshot(name=name, versions=tuple(versions), weights=weights)
+
+
+def fleet(
+    *apps: AppSnapshot,
+    now: datetime = T0,
+    window_s: float = 30.0,
+    commands: Iterable[OperatorCommand] = (),
+) -> Snapshot:
+    """A snapshot of several apps."""
+    return Snapshot(now=now, apps=tuple(apps), window_s=window_s, commands=tuple(commands))
+
+
 def snapshot(
     *versions: VersionSnapshot,
     weights: dict[str, int] | None = None,
@@ -105,9 +121,8 @@ def snapshot(
     commands: Iterable[OperatorCommand] = (),
 ) -> Snapshot:
     """A snapshot of one app made of `versions` (all of the same app)."""
-    name = versions[0].app if versions else "embed"
-    app = AppSnapshot(name=name, versions=tuple(versions), weights=weights)
-    return Snapshot(now=now, apps=(app,), window_s=window_s, commands=tuple(commands))
+    app = app_snapshot(*versions, weights=weights)
+    return fleet(app, now=now, window_s=window_s, commands=commands)
 
 
 @dataclass
