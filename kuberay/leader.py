@@ -90,6 +90,7 @@ class LeaderElector:
         self.observed_holder: str | None = None
         self._lock = threading.Lock()
         self._valid_until: datetime | None = None
+        self._may_hold = False
         self._observed_version: str | None = None
         self._observed_at: datetime | None = None
         self._thread: threading.Thread | None = None
@@ -105,6 +106,7 @@ class LeaderElector:
     def _won(self, at: datetime) -> bool:
         with self._lock:
             self._valid_until = at + timedelta(seconds=2 * self.renew_period_s)
+            self._may_hold = True
         self.observed_holder = self.identity
         self.last_error = None
         return True
@@ -237,10 +239,9 @@ class LeaderElector:
 
     def release(self) -> None:
         """Give the lease up (on shut-down) so another daemon takes over at once."""
-        was_leader = self.is_leader()
         self._lost()
-        if not was_leader:
-            return
+        if not self._may_hold:
+            return  # never won it: nothing to give back, no request needed
         now = self.clock.now()
         try:
             lease = self._read()
@@ -250,6 +251,7 @@ class LeaderElector:
             if record.holder != self.identity:
                 return
             self._replace(record, self._spec(now, None, record.acquire_time, record.transitions, 1))
+            self._may_hold = False
         except GovernorError as err:
             log.warning("lease %s/%s: release failed: %s", self.namespace, self.name, err)
 

@@ -181,3 +181,24 @@ def test_start_leads_at_once_and_close_releases_the_lease(
     b = elector(api, "b", clock)
     rounds(b)
     assert b.is_leader()
+
+
+def test_a_holder_whose_leadership_lapsed_still_releases_on_shut_down(
+    apiserver: FakeApiServer, api: k8s.ApiClient, clock: ManualClock
+) -> None:
+    a = elector(api, "a", clock)
+    rounds(a)
+    clock.advance(3 * RENEW)  # stuck: no longer acting, the lease still names it
+    assert not a.is_leader()
+
+    a.release()
+
+    assert "holderIdentity" not in apiserver.get("leases", NAMESPACE, LEASE)["spec"]
+
+
+def test_one_that_never_led_sends_nothing_on_shut_down(
+    apiserver: FakeApiServer, api: k8s.ApiClient, clock: ManualClock
+) -> None:
+    elector(api, "a", clock).release()
+
+    assert apiserver.requests == []
