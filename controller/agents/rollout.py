@@ -115,9 +115,13 @@ class _Tick:
         self.out: list[Proposal] = []
 
     def run(self) -> tuple[list[Proposal], RolloutAppState]:
+        """Handle commands and config changes, advance the canary, then propose.
+
+        Without an observation of the app the agent still answers commands and keeps the
+        weights where its state says, so a blind tick never sends traffic back to a
+        retired version; it only holds back analysis, floors and drains.
+        """
         observed = self.snapshot.app(self.app.name)
-        if observed is None:
-            return [], self.st
         st = self.st
         stable = _stable_of(st, self.app)
         st["stable"], st["config_stable"] = stable, self.app.stable_version
@@ -130,7 +134,7 @@ class _Tick:
             elif wanted != st.get("candidate"):
                 now_wanted = f"changed to {wanted}" if wanted else "withdrawn"
                 self._end("aborted", "abort", f"candidate {now_wanted} in the config")
-            else:
+            elif observed is not None:
                 self._advance(observed)
         elif abort is not None:
             self.out.append(
@@ -140,7 +144,8 @@ class _Tick:
             if wanted is None and st["phase"] in FINISHED:
                 self._set_phase("idle")
             finished = st["phase"] in FINISHED and st.get("candidate") == wanted
-            if wanted is not None and wanted != st["stable"] and not finished:
+            ready = observed is not None and wanted != st["stable"] and not finished
+            if wanted is not None and ready:
                 self._start(wanted, observed)
         self._propose(observed)
         return self.out, st
@@ -173,7 +178,7 @@ class _Tick:
         self._verdict(result, reason)
         _forget_samples(self.st)
 
-    def _start(self, candidate: str, observed: AppSnapshot) -> None:
+    def _start(self, candidate: str, observed: AppSnapshot | None) -> None:
         st = self.st
         _forget_samples(st)
         now = to_iso(self.now)
@@ -181,7 +186,8 @@ class _Tick:
         st["started_at"] = st["step_started_at"] = now
         self._set_phase("canary")
         self._verdict("inconclusive", f"canary of {candidate} against {st['stable']} started")
-        first = window_counts(observed.version(st["stable"]), self.snapshot.window_s)
+        seen = observed.version(st["stable"]) if observed is not None else None
+        first = window_counts(seen, self.snapshot.window_s)
         if first is not None:
             st["baseline"] = first
 
@@ -314,7 +320,7 @@ class _Tick:
 
     # -- proposals ---------------------------------------------------------------------
 
-    def _propose(self, observed: AppSnapshot) -> None:
+    def _propose(self, observed: AppSnapshot | None) -> None:
         st, app = self.st, self.app
         stable = st["stable"]
         canary = st["phase"] == "canary"
@@ -332,6 +338,8 @@ class _Tick:
             if st["phase"] in FINISHED and verdict is not None:
                 why += f" ({st['phase']}: {verdict['reason']})"
         self.out.append(WeightProposal(app.name, weights, AGENT, why))
+        if observed is None:
+            return
         if cand is not None:
             self._floors(observed, stable, cand)
         self._drain(observed, {stable} | ({cand} if cand else set()))

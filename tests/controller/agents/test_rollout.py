@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 from controller.config import GovernorConfig
-from controller.decide import current_stable, rollout_view
+from controller.decide import current_stable, decide, rollout_view
 from controller.decisions import ReplicaFloor, WeightProposal
-from tests.controller.fleet import CanaryWorld, Loop, app_doc, make_config
+from controller.snapshot import OperatorCommand
+from tests.controller.fleet import CanaryWorld, Loop, app_doc, fleet, make_config
 
 APP = "embed"
 
@@ -201,3 +202,21 @@ def test_a_config_that_names_another_stable_overrides_a_promotion() -> None:
     assert current_stable(states, make_config(app_doc()).app(APP)) == "v2"
     edited = make_config(app_doc(versions=("v1", "v2", "v3"), stable="v3")).app(APP)
     assert current_stable(states, edited) == "v3"
+
+
+def test_a_blind_tick_keeps_the_promoted_weights_and_still_takes_an_abort() -> None:
+    config = canary_config()
+    loop = Loop(config, CanaryWorld())
+    run_until(loop, "promoted")
+    blind = fleet(now=loop.now)
+    assert decide(blind, loop.states, config).plan.weights_for(APP) == {"v1": 0, "v2": 100}
+
+    loop = Loop(config, CanaryWorld())
+    for _ in range(200):
+        loop.tick()
+        if view(loop)["weight"] == 25:
+            break
+    command = OperatorCommand("abort-rollout", APP, loop.now)
+    decision = decide(fleet(now=loop.now, commands=[command]), loop.states, config)
+    assert decision.plan.weights_for(APP) == {"v1": 100, "v2": 0}
+    assert rollout_view(decision.states, config.app(APP))["phase"] == "aborted"
