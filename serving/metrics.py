@@ -1,0 +1,186 @@
+"""Per-version metrics of the data plane, exported through Ray's metrics API.
+
+Ray prefixes every name with `ray_` and adds `application`, `deployment` and `replica`
+tags inside a replica; counters are exported with a `_total` suffix. docs/dataplane.md
+lists the exported names, which the control plane's signal sources read.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from ray.serve.metrics import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS_MS = [
+    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 500.0,
+    750.0, 1000.0, 1500.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0,
+]  # fmt: skip
+BATCH_SIZE_BUCKETS = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0]
+COMPUTE_BUCKETS_MS = [
+    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
+    10000.0, 30000.0,
+]  # fmt: skip
+TOKEN_TIME_BUCKETS_MS = [
+    0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0,
+]  # fmt: skip
+
+NO_VERSION = "none"
+
+
+def _tag_keys(*keys: str) -> Any:
+    """Tag keys as Ray's metric classes take them (annotated there as a 1-tuple)."""
+    return keys
+
+
+_VERSION_TAGS = _tag_keys("model", "version")
+_ROUTE_TAGS = _tag_keys("model", "version", "endpoint")
+
+
+Metric = TypeVar("Metric", Counter, Gauge, Histogram)
+
+
+def _metric(
+    kind: type[Metric], name: str, description: str, tags: dict[str, str], **options: Any
+) -> Metric:
+    """A Serve metric of `kind` whose tags default to `tags`."""
+    metric = kind(name, description=description, **options)
+    # set_default_tags adds Serve's own tags into the dict it is given: pass a copy.
+    metric.set_default_tags(dict(tags))
+    return metric
+
+
+def config_rejected_counter(model_name: str) -> Counter:
+    """Counter of user_config updates that a replica refused."""
+    return _metric(
+        Counter,
+        "governor_config_rejected",
+        "user_config updates refused; the previous settings stay in force.",
+        {"model": model_name},
+        tag_keys=_tag_keys("model"),
+    )
+
+
+class RouterMetrics:
+    """Metrics the router records per request, labelled by the version that served it."""
+
+    def __init__(self, model_name: str) -> None:
+        tags = {"model": model_name}
+        self.requests = _metric(
+            Counter,
+            "governor_requests",
+            "Requests answered by the router, by version and endpoint.",
+            tags,
+            tag_keys=_ROUTE_TAGS,
+        )
+        self.errors = _metric(
+            Counter,
+            "governor_request_errors",
+            "Requests answered with an error, by version, kind and HTTP status.",
+            tags,
+            tag_keys=_tag_keys(*_ROUTE_TAGS, "kind", "status"),
+        )
+        self.latency_ms = _metric(
+            Histogram,
+            "governor_request_latency_ms",
+            "End-to-end latency of successful requests seen by the router (ms).",
+            tags,
+            boundaries=LATENCY_BUCKETS_MS,
+            tag_keys=_ROUTE_TAGS,
+        )
+        self.weight = _metric(
+            Gauge,
+            "governor_route_weight",
+            "Current traffic weight of each version (percent).",
+            tags,
+            tag_keys=_VERSION_TAGS,
+        )
+        self.config_rejected = config_rejected_counter(model_name)
+
+    def record_success(self, version: str, endpoint: str, latency_ms: float) -> None:
+        """Count a successful request and its latency."""
+        tags = {"version": version, "endpoint": endpoint}
+        self.requests.inc(tags=tags)
+        self.latency_ms.observe(latency_ms, tags=tags)
+
+    def record_error(self, version: str, endpoint: str, kind: str, status: int) -> None:
+        """Count a request that ended with an error."""
+        tags = {"version": version, "endpoint": endpoint}
+        self.requests.inc(tags=tags)
+        self.errors.inc(tags={**tags, "kind": kind, "status": str(status)})
+
+    def record_weights(self, weights: dict[str, int]) -> None:
+        """Publish the weights now in force."""
+        for version, weight in weights.items():
+            self.weight.set(weight, tags={"version": version})
+
+
+class ModelMetrics:
+    """Metrics a model replica records per batch."""
+
+    def __init__(self, model_name: str, version: str) -> None:
+        tags = {"model": model_name, "version": version}
+        self.batch_size = _metric(
+            Histogram,
+            "governor_batch_size",
+            "Inputs per forward pass (one batch of @serve.batch).",
+            tags,
+            boundaries=BATCH_SIZE_BUCKETS,
+            tag_keys=_VERSION_TAGS,
+        )
+        self.batched_inputs = _metric(
+            Counter,
+            "governor_batched_inputs",
+            "Inputs run through the model; over the batch count, the exact mean batch size.",
+            tags,
+            tag_keys=_VERSION_TAGS,
+        )
+        self.batch_compute_ms = _metric(
+            Histogram,
+            "governor_batch_compute_ms",
+            "Time the model spent on one batch (ms).",
+            tags,
+            boundaries=COMPUTE_BUCKETS_MS,
+            tag_keys=_VERSION_TAGS,
+        )
+        self.input_tokens = _metric(
+            Counter,
+            "governor_input_tokens",
+            "Tokens fed to the model (prompts or texts to embed).",
+            tags,
+            tag_keys=_VERSION_TAGS,
+        )
+        self.output_tokens = _metric(
+            Counter,
+            "governor_output_tokens",
+            "Tokens generated by the model.",
+            tags,
+            tag_keys=_VERSION_TAGS,
+        )
+        self.time_per_output_token_ms = _metric(
+            Histogram,
+            "governor_time_per_output_token_ms",
+            "Generation time of a batch over the tokens its longest output took (ms).",
+            tags,
+            boundaries=TOKEN_TIME_BUCKETS_MS,
+            tag_keys=_VERSION_TAGS,
+        )
+        self.model_load_s = _metric(
+            Gauge,
+            "governor_model_load_seconds",
+            "Time this replica took to load and warm up its model (s).",
+            tags,
+            tag_keys=_VERSION_TAGS,
+        )
+        self.config_rejected = config_rejected_counter(model_name)
+
+    def record_batch(
+        self, size: int, compute_ms: float, input_tokens: int, output_tokens: int = 0
+    ) -> None:
+        """Record one forward pass: its size, duration and tokens."""
+        self.batch_size.observe(size)
+        self.batched_inputs.inc(size)
+        self.batch_compute_ms.observe(compute_ms)
+        if input_tokens:
+            self.input_tokens.inc(input_tokens)
+        if output_tokens:
+            self.output_tokens.inc(output_tokens)

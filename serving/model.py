@@ -1,0 +1,149 @@
+"""Model deployments: one class per task, one Serve deployment per version.
+
+Each request arrives as a list of inputs; every input enters the replica's `@serve.batch`
+queue on its own, so inputs of concurrent requests share forward passes and
+`max_batch_size` counts inputs. The forward pass runs on a worker thread so that the
+event loop keeps filling the next batch meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import numpy as np
+from ray import serve
+
+from serving.embedding import Embedder
+from serving.generation import Generator, Prompt
+from serving.live_config import LiveSetting
+from serving.loading import set_torch_threads
+from serving.metrics import ModelMetrics
+from serving.results import Completion, CompletionResult, EmbeddingResult, ServedBy
+from serving.spec import ModelUserConfig, VersionSpec, parse
+
+DEFAULT_USER_CONFIG = ModelUserConfig().model_dump()
+DEFAULT_MAX_ONGOING_REQUESTS = 64
+
+Result = TypeVar("Result")
+
+
+class _ModelReplica:
+    """Life cycle shared by the model deployments: load, warm up, live batching knobs."""
+
+    def _start(self, spec: VersionSpec, model_name: str, load: Callable[[], Any]) -> None:
+        set_torch_threads(spec.torch_threads)
+        self.spec = spec
+        self.served_by = ServedBy(spec.name, os.getpid())
+        self.metrics = ModelMetrics(model_name, spec.name)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self.batching: LiveSetting[ModelUserConfig] = LiveSetting(
+            "batching", self.metrics.config_rejected.inc
+        )
+        started = time.perf_counter()
+        load()
+        self.metrics.model_load_s.set(time.perf_counter() - started)
+
+    def _batch_handler(self) -> Any:
+        raise NotImplementedError
+
+    def reconfigure(self, user_config: dict[str, Any] | None) -> None:
+        """Apply `max_batch_size` and `batch_wait_timeout_s` from the user_config."""
+        if self.batching.update(lambda: parse(ModelUserConfig, user_config, "user_config")):
+            handler = self._batch_handler()
+            handler.set_max_batch_size(self.batching.value.max_batch_size)
+            handler.set_batch_wait_timeout_s(self.batching.value.batch_wait_timeout_s)
+
+    def describe(self) -> dict[str, Any]:
+        """The version, process and batching settings of this replica."""
+        return {
+            "version": self.spec.name,
+            "replica_pid": self.served_by.replica_pid,
+            "batching": self.batching.value.model_dump(),
+            "last_config_error": self.batching.last_error,
+        }
+
+    async def _compute(self, fn: Callable[[], Result]) -> tuple[Result, float]:
+        started = time.perf_counter()
+        result = await asyncio.get_running_loop().run_in_executor(self.executor, fn)
+        return result, (time.perf_counter() - started) * 1000.0
+
+
+@serve.deployment(
+    user_config=DEFAULT_USER_CONFIG, max_ongoing_requests=DEFAULT_MAX_ONGOING_REQUESTS
+)
+class EmbeddingModel(_ModelReplica):
+    """Serves sentence embeddings for one model version."""
+
+    def __init__(self, spec: VersionSpec, model_name: str) -> None:
+        self._start(spec, model_name, lambda: self._load(spec))
+
+    def _load(self, spec: VersionSpec) -> None:
+        self.embedder = Embedder.load(spec)
+        self.embedder.embed(["warm-up"])
+
+    def _batch_handler(self) -> Any:
+        return self._embed_batch
+
+    async def embed(self, texts: list[str]) -> EmbeddingResult:
+        """Embed every text of one request."""
+        rows = await asyncio.gather(*(self._embed_batch(text) for text in texts))
+        vectors = np.stack([vector for vector, _ in rows])
+        return EmbeddingResult(vectors, sum(tokens for _, tokens in rows), self.served_by)
+
+    @serve.batch(max_batch_size=DEFAULT_USER_CONFIG["max_batch_size"])
+    async def _embed_batch(self, texts: list[str]) -> list[tuple[np.ndarray, int]]:
+        (vectors, tokens), compute_ms = await self._compute(lambda: self.embedder.embed(texts))
+        self.metrics.record_batch(len(texts), compute_ms, input_tokens=sum(tokens))
+        return list(zip(vectors, tokens, strict=True))
+
+
+@serve.deployment(
+    user_config=DEFAULT_USER_CONFIG, max_ongoing_requests=DEFAULT_MAX_ONGOING_REQUESTS
+)
+class GenerationModel(_ModelReplica):
+    """Serves text completions for one model version."""
+
+    def __init__(self, spec: VersionSpec, model_name: str) -> None:
+        self._start(spec, model_name, lambda: self._load(spec))
+
+    def _load(self, spec: VersionSpec) -> None:
+        self.generator = Generator.load(spec)
+        self.generator.generate([self.generator.encode("warm-up", max_tokens=2)])
+
+    def _batch_handler(self) -> Any:
+        return self._generate_batch
+
+    async def complete(
+        self,
+        prompts: list[str],
+        max_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: tuple[str, ...] = (),
+    ) -> CompletionResult:
+        """Complete every prompt of one request; a prompt over the context is refused."""
+        encoded = [
+            self.generator.encode(text, max_tokens, temperature, top_p, stop) for text in prompts
+        ]
+        completions = await asyncio.gather(*(self._generate_batch(p) for p in encoded))
+        return CompletionResult(list(completions), self.served_by)
+
+    @serve.batch(max_batch_size=DEFAULT_USER_CONFIG["max_batch_size"])
+    async def _generate_batch(self, prompts: list[Prompt]) -> list[Completion]:
+        completions, compute_ms = await self._compute(lambda: self.generator.generate(prompts))
+        output_tokens = sum(c.completion_tokens for c in completions)
+        self.metrics.record_batch(
+            len(prompts),
+            compute_ms,
+            input_tokens=sum(c.prompt_tokens for c in completions),
+            output_tokens=output_tokens,
+        )
+        longest = max(c.completion_tokens for c in completions)
+        if longest:
+            self.metrics.time_per_output_token_ms.observe(compute_ms / longest)
+        return completions

@@ -1,0 +1,155 @@
+"""Schemas of the application builder's `args` and of the deployments' `user_config`.
+
+Everything that enters from a Serve config file is checked here, and a failure names
+the field (`args.versions.1.model: Field required`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from serving.errors import ArgsError
+
+Task = Literal["embeddings", "generation"]
+Device = Literal["auto", "cpu", "cuda"]
+DType = Literal["auto", "float32", "float16", "bfloat16"]
+
+VERSION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
+
+
+class VersionSpec(BaseModel):
+    """One model version: where its weights come from and how to place them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=VERSION_NAME_PATTERN)
+    model: str = Field(min_length=1)
+    device: Device = "auto"
+    dtype: DType = "auto"
+    torch_threads: int | None = Field(default=None, ge=1, le=256)
+    max_input_tokens: int | None = Field(default=None, ge=8)
+    allow_download: bool = False
+
+    @property
+    def deployment_name(self) -> str:
+        """Name of this version's Serve deployment."""
+        return f"model_{self.name}"
+
+
+class AppArgs(BaseModel):
+    """The `args:` of one application whose import path is `serving.app:build_app`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: Task
+    model_name: str = Field(min_length=1, max_length=128, pattern=r"^[^\s:]+$")
+    versions: list[VersionSpec] = Field(min_length=1)
+    weights: dict[str, StrictInt] | None = None
+    max_inputs: int = Field(default=64, ge=1, le=4096)
+    max_input_chars: int = Field(default=8192, ge=1)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_tokens_limit: int = Field(default=256, ge=1)
+    default_max_tokens: int = Field(default=16, ge=1)
+
+    @field_validator("versions")
+    @classmethod
+    def _unique_names(cls, versions: list[VersionSpec]) -> list[VersionSpec]:
+        names = [v.name for v in versions]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"version names must be unique; repeated: {duplicated}")
+        return versions
+
+    @model_validator(mode="after")
+    def _weights_and_limits(self) -> AppArgs:
+        if self.weights is not None:
+            check_weights(self.weights, self.version_names)
+        if self.default_max_tokens > self.max_tokens_limit:
+            raise ValueError("default_max_tokens must not exceed max_tokens_limit")
+        return self
+
+    @property
+    def version_names(self) -> list[str]:
+        """Names of the versions, in the order they are listed."""
+        return [v.name for v in self.versions]
+
+    def initial_weights(self) -> dict[str, int]:
+        """Weights a router starts with when its user_config gives none."""
+        if self.weights is not None:
+            return {name: self.weights.get(name, 0) for name in self.version_names}
+        first = self.version_names[0]
+        return {name: 100 if name == first else 0 for name in self.version_names}
+
+
+class ModelUserConfig(BaseModel):
+    """The live-tunable `user_config` of a model deployment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_batch_size: int = Field(default=16, ge=1, le=1024)
+    batch_wait_timeout_s: float = Field(default=0.01, ge=0.0, le=10.0)
+
+
+class RouterUserConfig(BaseModel):
+    """The live-tunable `user_config` of the router: traffic weights per version."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weights: dict[str, StrictInt]
+
+
+def check_weights(weights: dict[str, int], versions: list[str]) -> dict[str, int]:
+    """Validate weights against the known versions; return them with every version present."""
+    unknown = sorted(set(weights) - set(versions))
+    if unknown:
+        raise ValueError(f"weights name unknown versions {unknown}; known: {versions}")
+    for name, weight in weights.items():
+        if isinstance(weight, bool) or not isinstance(weight, int):
+            raise ValueError(f"weight of {name!r} must be an integer, got {weight!r}")
+        if not 0 <= weight <= 100:
+            raise ValueError(f"weight of {name!r} must be within 0..100, got {weight}")
+    total = sum(weights.values())
+    if total != 100:
+        raise ValueError(f"weights must sum to 100, got {total} ({weights})")
+    return {name: weights.get(name, 0) for name in versions}
+
+
+Schema = TypeVar("Schema", bound=BaseModel)
+
+
+def parse(schema: type[Schema], data: Any, where: str) -> Schema:
+    """Validate `data` against `schema`, raising ArgsError that names each bad field."""
+    if data is None:
+        data = {}
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise ArgsError(describe(exc, where)) from exc
+
+
+def describe(exc: ValidationError, where: str) -> str:
+    """One line per problem: `where.path.to.field: reason`."""
+    lines = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in (where, *error["loc"]))
+        lines.append(f"{path}: {error['msg']}")
+    return "; ".join(lines)
+
+
+def parse_router_config(data: Any, versions: list[str]) -> dict[str, int]:
+    """Validate a router user_config and return complete weights for `versions`."""
+    config = parse(RouterUserConfig, data, "user_config")
+    try:
+        return check_weights(config.weights, versions)
+    except ValueError as exc:
+        raise ArgsError(f"user_config.weights: {exc}") from exc
