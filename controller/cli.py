@@ -2,21 +2,230 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
 
 from controller import prometheus_config
+from controller.clock import SystemClock
+from controller.config import GovernorConfig, load_config
+from controller.errors import ConfigError, GovernorError
+from controller.sim import command as sim_command
+from controller.views import plan_table, status_table
 
 app = typer.Typer(
     name="governor",
     help="An SLO- and cost-governed control loop over Ray Serve.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
+rollout_app = typer.Typer(help="Operate rollouts by hand.", no_args_is_help=True)
+app.add_typer(rollout_app, name="rollout")
+
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="The daemon's YAML config file.")
+]
+
+
+def _load(path: Path, dry_run: bool | None = None) -> GovernorConfig:
+    try:
+        config = load_config(path)
+    except ConfigError as err:
+        err_console.print(f"[bold red]invalid config[/]\n{err}", highlight=False)
+        raise typer.Exit(2) from err
+    if dry_run:
+        config = config.model_copy(update={"dry_run": True})
+    return config
+
+
+def _fail(err: GovernorError) -> typer.Exit:
+    err_console.print(f"[bold red]error[/] ({err.kind}): {err}", highlight=False)
+    return typer.Exit(2 if isinstance(err, ConfigError) else 1)
+
+
+@app.command()
+def run(
+    config_path: ConfigOption,
+    once: Annotated[bool, typer.Option(help="Run one tick and exit.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Decide and report; apply nothing.")] = False,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve /metrics here (overrides the config).")
+    ] = None,
+) -> None:
+    """Run the control loop (the daemon)."""
+    from controller.daemon import Daemon
+    from controller.events import EventLog
+    from controller.signals.commands import CommandInbox
+    from controller.targets import build_target
+    from controller.telemetry import Telemetry, serve_metrics
+
+    config = _load(config_path, dry_run)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    clock = SystemClock()
+    try:
+        target = build_target(config, clock, config_path)
+    except GovernorError as err:
+        raise _fail(err) from err
+    telemetry = Telemetry()
+    port = config.metrics.port if metrics_port is None else metrics_port
+    server = None
+    if not once:
+        server, _ = serve_metrics(telemetry, config.metrics.host, port)
+        console.print(f"metrics on http://{config.metrics.host}:{port}/metrics")
+    events = EventLog(Path(config.state_path).parent / "events.jsonl")
+    try:
+        daemon = Daemon(
+            config,
+            target.source,
+            target.actuator,
+            target.store,
+            clock,
+            telemetry,
+            events,
+            CommandInbox.beside_state(config.state_path),
+            is_leader=getattr(target, "is_leader", lambda: True),
+        )
+    except GovernorError as err:
+        raise _fail(err) from err
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+    def _show(report: Any) -> None:
+        if report.error:
+            err_console.print(f"[red]tick failed[/]: {report.error}", highlight=False)
+        elif once:
+            console.print(plan_table(config, report.snapshot, report.plan))
+            if report.applied is not None:
+                for change in report.applied.changes:
+                    console.print(f"applied: {change}")
+                if report.applied.held:
+                    console.print(f"held: {report.applied.held}")
+
+    try:
+        daemon.run(stop, max_ticks=1 if once else None, on_tick=_show)
+    finally:
+        target.close()
+        if server is not None:
+            server.shutdown()
+    if once and daemon.last is not None and daemon.last.error:
+        raise typer.Exit(1)
+
+
+@app.command()
+def plan(config_path: ConfigOption) -> None:
+    """Observe the fleet once, decide, and print the plan with its reasons; apply nothing."""
+    from controller.decide import decide
+    from controller.targets import build_target
+
+    config = _load(config_path)
+    try:
+        target = build_target(config, SystemClock(), config_path)
+        try:
+            snapshot = target.source.observe()
+            states = target.store.load()
+        finally:
+            target.close()
+    except GovernorError as err:
+        raise _fail(err) from err
+    decision = decide(snapshot, states, config)
+    console.print(plan_table(config, snapshot, decision.plan))
+    for problem in snapshot.problems:
+        console.print(f"[yellow]missing[/]: {problem}", highlight=False)
+
+
+@app.command()
+def status(config_path: ConfigOption) -> None:
+    """Per application and version: replicas, weights, p95 vs SLO, cost vs budget, rollout."""
+    from controller.decide import decide, rollout_view
+    from controller.targets import build_target
+
+    config = _load(config_path)
+    try:
+        target = build_target(config, SystemClock(), config_path)
+        try:
+            snapshot = target.source.observe()
+            states = target.store.load()
+        finally:
+            target.close()
+    except GovernorError as err:
+        raise _fail(err) from err
+    decision = decide(snapshot, states, config)
+    rollouts = {a.name: rollout_view(states, a) for a in config.applications}
+    console.print(status_table(config, snapshot, decision.plan, rollouts))
+    for problem in snapshot.problems:
+        console.print(f"[yellow]missing[/]: {problem}", highlight=False)
+
+
+@rollout_app.command("abort")
+def rollout_abort(
+    app_name: Annotated[str, typer.Argument(metavar="APP", help="The application.")],
+    config_path: ConfigOption,
+) -> None:
+    """Abort the rollout of APP: the daemon moves all traffic back to the stable version."""
+    from controller.signals.commands import CommandInbox
+
+    config = _load(config_path)
+    names = [a.name for a in config.applications]
+    if app_name not in names:
+        err_console.print(f"[red]unknown application[/] {app_name!r}; known: {', '.join(names)}")
+        raise typer.Exit(2)
+    path = CommandInbox.beside_state(config.state_path).submit("abort-rollout", app_name)
+    console.print(
+        f"abort of {app_name}'s rollout queued ({path}); the daemon acts on its next tick"
+    )
+
+
+@app.command()
+def demo(
+    config_path: Annotated[
+        Path, typer.Option("--config", "-c", help="The daemon config of the demo fleet.")
+    ] = Path("configs/governor.local.yaml"),
+    out: Annotated[Path, typer.Option(help="Where the report goes.")] = Path("out/demo"),
+    replay_s: Annotated[
+        float, typer.Option(help="Seconds the whole trace is compressed to.")
+    ] = 170.0,
+    rate_scale: Annotated[
+        float, typer.Option(help="Fraction of the trace's requests sent.")
+    ] = 0.12,
+    trace: Annotated[Path | None, typer.Option(help="Trace CSV (default: the shared one).")] = None,
+) -> None:
+    """Run the embedded default: local Ray, the serve app, the daemon and a replayed trace."""
+    from controller.demo.run import DemoOptions, run_demo
+
+    _load(config_path)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        run_demo(
+            DemoOptions(
+                config=config_path, out=out, replay_s=replay_s, rate_scale=rate_scale, trace=trace
+            )
+        )
+    except GovernorError as err:
+        raise _fail(err) from err
 
 
 app.command("prometheus-config")(prometheus_config.command)
+app.command("simulate")(sim_command.simulate)
 
 
 def main() -> None:
     """Entry point of the `governor` console script."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""The control loop: observe -> decide -> act -> record, every interval, surviving failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from controller.actuators.base import Actuator, ApplyResult
+from controller.agents.base import AgentState
+from controller.clock import Clock
+from controller.config import GovernorConfig
+from controller.decide import TickDecision, decide, rollout_view
+from controller.decisions import Plan, Proposal
+from controller.errors import GovernorError, PermanentError, TemporaryError
+from controller.events import EventLog
+from controller.signals.base import SignalSource
+from controller.signals.commands import CommandInbox
+from controller.snapshot import Snapshot
+from controller.state_store import StateStore
+from controller.telemetry import Telemetry
+
+DecideFn = Callable[[Snapshot, Mapping[str, AgentState], GovernorConfig], TickDecision]
+
+MAX_BACKOFF_S = 60.0
+
+
+@dataclass(frozen=True)
+class TickReport:
+    """What one tick saw, decided and did."""
+
+    at: datetime
+    snapshot: Snapshot | None
+    plan: Plan | None
+    proposals: tuple[Proposal, ...]
+    applied: ApplyResult | None
+    error: str | None
+    duration_s: float
+    rollouts: dict[str, dict[str, Any]]
+
+
+def _unobserved_versions(config: GovernorConfig, snapshot: Snapshot) -> list[str]:
+    missing = []
+    for app in config.applications:
+        for v in app.versions:
+            observed = snapshot.version(app.name, v.name)
+            if observed is None or observed.target_replicas is None:
+                missing.append(f"{app.name}/{v.name}")
+    return missing
+
+
+class Daemon:
+    """Runs control ticks against one fleet; a failed tick is reported, never fatal."""
+
+    def __init__(
+        self,
+        config: GovernorConfig,
+        source: SignalSource,
+        actuator: Actuator,
+        store: StateStore,
+        clock: Clock,
+        telemetry: Telemetry | None = None,
+        events: EventLog | None = None,
+        inbox: CommandInbox | None = None,
+        decide_fn: DecideFn = decide,
+        is_leader: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.config = config
+        self.source = source
+        self.actuator = actuator
+        self.store = store
+        self.clock = clock
+        self.telemetry = telemetry or Telemetry()
+        self.events = events or EventLog()
+        self.inbox = inbox
+        self.decide_fn = decide_fn
+        self.is_leader = is_leader
+        self.states: dict[str, AgentState] = store.load()
+        self._retry_at: datetime | None = None
+        self._backoff_s = 0.0
+        self.last: TickReport | None = None
+
+    def tick(self) -> TickReport:
+        """Run one observe -> decide -> act -> record pass."""
+        started = time.monotonic()
+        now = self.clock.now()
+        snapshot: Snapshot | None = None
+        decision: TickDecision | None = None
+        applied: ApplyResult | None = None
+        error: str | None = None
+        stage = "observe"
+        try:
+            snapshot = self.source.observe()
+            handled: list[Any] = []
+            if self.inbox is not None:
+                pending = self.inbox.pending()
+                handled = [p for p, _ in pending]
+                snapshot = replace(snapshot, commands=tuple(c for _, c in pending))
+            for problem in snapshot.problems:
+                self.events.emit(now, "signal-missing", problem)
+            stage = "decide"
+            decision = self.decide_fn(snapshot, self.states, self.config)
+            stage = "act"
+            applied = self._act(decision.plan, snapshot, now)
+            stage = "record"
+            self.states = dict(decision.states)
+            self.store.save(self.states)
+            if self.inbox is not None:
+                self.inbox.done(handled)
+            self._record(snapshot, decision, applied, now)
+            outcome = "held" if applied is not None and applied.held else "ok"
+        except GovernorError as err:
+            error = f"{stage}: {err}"
+            outcome = "error"
+            self.telemetry.errors.labels(err.kind, stage).inc()
+            self.events.emit(now, "error", error, stage=stage, error_kind=err.kind)
+        except Exception as err:  # the loop must survive any failed pass, and say why
+            error = f"{stage}: unexpected {type(err).__name__}: {err}"
+            outcome = "error"
+            self.telemetry.errors.labels("unexpected", stage).inc()
+            self.events.emit(now, "error", error, stage=stage, error_kind="unexpected")
+        duration = time.monotonic() - started
+        self.telemetry.ticks.labels(outcome).inc()
+        self.telemetry.tick_seconds.observe(duration)
+        self.telemetry.last_tick.set(self.clock.now().timestamp())
+        report = TickReport(
+            at=now,
+            snapshot=snapshot,
+            plan=decision.plan if decision else None,
+            proposals=decision.proposals if decision else (),
+            applied=applied,
+            error=error,
+            duration_s=duration,
+            rollouts=self.rollouts(),
+        )
+        self.last = report
+        return report
+
+    def rollouts(self) -> dict[str, dict[str, Any]]:
+        """The rollout view of every application, from the agents' state."""
+        return {a.name: rollout_view(self.states, a) for a in self.config.applications}
+
+    def _act(self, plan: Plan, snapshot: Snapshot, now: datetime) -> ApplyResult:
+        if self.config.dry_run:
+            return ApplyResult(held="dry run: nothing applied")
+        if not self.is_leader():
+            return ApplyResult(held="not the leader: nothing applied")
+        blind = _unobserved_versions(self.config, snapshot)
+        if blind:
+            # A plan made without seeing the replicas would fall back to initial counts.
+            return ApplyResult(
+                held=f"replicas not observed for {', '.join(blind)}: nothing applied"
+            )
+        if self._retry_at is not None and now < self._retry_at:
+            return ApplyResult(held=f"backing off until {self._retry_at.isoformat()}")
+        try:
+            result = self.actuator.apply(plan, snapshot)
+        except TemporaryError as err:
+            self._backoff_s = min(MAX_BACKOFF_S, max(err.retry_after_s, self._backoff_s * 2 or 1))
+            self._retry_at = now + timedelta(seconds=self._backoff_s)
+            self.telemetry.errors.labels(err.kind, "act").inc()
+            self.events.emit(
+                now,
+                "error",
+                f"apply failed, retrying in {self._backoff_s:.0f}s: {err}",
+                stage="act",
+                error_kind=err.kind,
+            )
+            return ApplyResult(held=f"temporary error: {err}")
+        except PermanentError:
+            raise
+        self._retry_at = None
+        self._backoff_s = 0.0
+        return result
+
+    def _record(
+        self, snapshot: Snapshot, decision: TickDecision, applied: ApplyResult, now: datetime
+    ) -> None:
+        plan = decision.plan
+        for d in plan.replicas:
+            observed = snapshot.version(d.app, d.version)
+            current = observed.target_replicas if observed else None
+            if current is not None and current != d.replicas:
+                self.events.emit(
+                    now,
+                    "replicas",
+                    f"{d.app}/{d.version}: {current} -> {d.replicas}",
+                    app=d.app,
+                    version=d.version,
+                    reasons=list(d.reasons),
+                )
+        for w in plan.weights:
+            observed_app = snapshot.app(w.app)
+            if (
+                observed_app
+                and observed_app.weights is not None
+                and observed_app.weights != w.weights
+            ):
+                self.events.emit(
+                    now,
+                    "weights",
+                    f"{w.app}: {observed_app.weights} -> {w.weights}",
+                    app=w.app,
+                    reasons=list(w.reasons),
+                )
+        for a in plan.alerts:
+            self.events.emit(now, "alert", f"{a.app}: {a.message}", app=a.app, agent=a.agent)
+        for change in applied.changes:
+            self.events.emit(now, "applied", change)
+        if applied.held:
+            self.events.emit(now, "held", applied.held)
+        self.telemetry.record(self.config, snapshot, plan, self.rollouts())
+
+    def run(
+        self,
+        stop: threading.Event,
+        max_ticks: int | None = None,
+        on_tick: Callable[[TickReport], None] | None = None,
+    ) -> None:
+        """Tick every interval until `stop` is set (or `max_ticks` ran)."""
+        ticks = 0
+        while not stop.is_set():
+            began = time.monotonic()
+            report = self.tick()
+            ticks += 1
+            if on_tick is not None:
+                on_tick(report)
+            if max_ticks is not None and ticks >= max_ticks:
+                return
+            stop.wait(max(0.0, self.config.interval_s - (time.monotonic() - began)))
