@@ -27,6 +27,7 @@ app = typer.Typer(
 )
 rollout_app = typer.Typer(help="Operate rollouts by hand.", no_args_is_help=True)
 app.add_typer(rollout_app, name="rollout")
+app.command("prometheus-config")(prometheus_config.command)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -218,7 +219,6 @@ def demo(
         raise _fail(err) from err
 
 
-app.command("prometheus-config")(prometheus_config.command)
 app.command("simulate")(sim_command.simulate)
 
 
