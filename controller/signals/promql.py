@@ -108,7 +108,7 @@ def build_queries(config: PrometheusConfig, apps: Sequence[str]) -> QuerySet:
         queue=Query("queue", f"sum by ({app}, {dep}) ({m.ONGOING}{sel})", by_deployment),
         batch_size=Query(
             "batch_size",
-            f"{rate(m.BATCH_SIZE_SUM, by_deployment)} / {rate(m.BATCH_SIZE_COUNT, by_deployment)}",
+            f"{rate(m.BATCHED_INPUTS, by_deployment)} / {rate(m.BATCH_SIZE_COUNT, by_deployment)}",
             by_deployment,
         ),
         replicas=Query(

@@ -42,9 +42,9 @@ class StandInExporter:
         self.latency = Histogram(
             "ray_governor_request_latency_ms", "", route, buckets=BUCKETS_MS, registry=r
         )
-        self.batch = Histogram(
-            "ray_governor_batch_size", "", ["application", "deployment", "version"], registry=r
-        )
+        model = ["application", "deployment", "version"]
+        self.batch = Histogram("ray_governor_batch_size", "", model, registry=r)
+        self.batched = Counter("ray_governor_batched_inputs", "", model, registry=r)
         self.ongoing = Gauge(
             "ray_serve_num_ongoing_requests_at_replicas",
             "",
@@ -78,6 +78,7 @@ class StandInExporter:
                 self.latency.labels(*router).observe(LATENCIES_MS[i % len(LATENCIES_MS)])
             if i % 4 == 3:
                 self.batch.labels("embed", "model_v1", "v1").observe(4)
+                self.batched.labels("embed", "model_v1", "v1").inc(4)
             self.sent += 1
 
     def close(self) -> None:
