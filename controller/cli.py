@@ -17,6 +17,7 @@ from controller.config import GovernorConfig, load_config
 from controller.errors import ConfigError, GovernorError
 from controller.sim import command as sim_command
 from controller.views import plan_table, status_table
+from kuberay import render as kuberay_render
 
 app = typer.Typer(
     name="governor",
@@ -28,6 +29,7 @@ app = typer.Typer(
 rollout_app = typer.Typer(help="Operate rollouts by hand.", no_args_is_help=True)
 app.add_typer(rollout_app, name="rollout")
 app.command("prometheus-config")(prometheus_config.command)
+app.command("render-manifests")(kuberay_render.command)
 
 console = Console()
 err_console = Console(stderr=True)

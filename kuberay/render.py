@@ -7,8 +7,9 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 import yaml
 
 from controller.actuators.serve_config import load_serve_config
@@ -254,3 +255,17 @@ def render_manifests_command(root: Path, check: bool = False, stdout: bool = Fal
     for path in stale:
         print(f"wrote {path}")
     return 0
+
+
+def command(
+    root: Annotated[Path, typer.Option(help="The repository root.")] = Path("."),
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 if a generated file is stale.")
+    ] = False,
+    stdout: Annotated[
+        bool,
+        typer.Option("--stdout", help="Print the assembled kustomization (as kubectl kustomize)."),
+    ] = False,
+) -> None:
+    """Render kuberay/manifests from configs/serve.gpu.yaml and configs/governor.kuberay.yaml."""
+    raise typer.Exit(render_manifests_command(root, check=check, stdout=stdout))

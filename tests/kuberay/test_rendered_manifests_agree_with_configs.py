@@ -135,3 +135,13 @@ def test_our_kustomize_build_equals_kubectl_kustomize() -> None:
 
     theirs = sorted((d for d in yaml.safe_load_all(out) if d), key=key)
     assert sorted(rendered_manifests(), key=key) == theirs
+
+
+def test_governor_render_manifests_check_passes_on_the_repository() -> None:
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    result = CliRunner().invoke(app, ["render-manifests", "--check", "--root", str(REPO)])
+
+    assert result.exit_code == 0, result.output

@@ -1,0 +1,93 @@
+"""Builds the KubeRay target: RayService client, leader election, actuator, state, signals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from kubernetes import client as k8s
+
+from controller.clock import Clock
+from controller.config import GovernorConfig
+from controller.errors import ConfigError
+from controller.signals.base import SignalSource
+from controller.signals.prometheus import PrometheusSource
+from controller.targets import Target
+from controller.transports.ray_dashboard import RayDashboardClient
+from kuberay.actuator import KubeRayActuator
+from kuberay.client import RayServiceClient
+from kuberay.connect import api_client
+from kuberay.leader import LeaderElector, default_identity
+from kuberay.signals import RayServiceSource
+from kuberay.state_store import AnnotationStateStore
+
+
+@dataclass
+class ClusterTarget(Target):
+    """A Target whose actuator and state writes run only while this daemon holds the Lease."""
+
+    elector: LeaderElector | None = None
+
+    def is_leader(self) -> bool:
+        """Whether this daemon may act now; the first call joins the election."""
+        if self.elector is None:
+            return True
+        self.elector.start()
+        return self.elector.is_leader()
+
+    def close(self) -> None:
+        """Release the Lease, then the connections."""
+        if self.elector is not None:
+            self.elector.close()
+        super().close()
+
+
+def build_kuberay_target(
+    config: GovernorConfig,
+    clock: Clock,
+    config_path: str | Path | None = None,
+    *,
+    api: k8s.ApiClient | None = None,
+    identity: str | None = None,
+    dashboard_transport: httpx.BaseTransport | None = None,
+    prometheus_transport: httpx.BaseTransport | None = None,
+) -> ClusterTarget:
+    """The target for `target: kuberay`; `api` and the transports are injectable for tests."""
+    kr = config.kuberay
+    if kr is None:
+        raise ConfigError("target is kuberay but the kuberay section is missing")
+    api = api if api is not None else api_client(kr.kubeconfig)
+    client = RayServiceClient(
+        k8s.CustomObjectsApi(api),
+        kr.namespace,
+        request_timeout_s=kr.request_timeout_s,
+        sleep=clock.sleep,
+    )
+    elector = LeaderElector(
+        k8s.CoordinationV1Api(api),
+        kr.namespace,
+        kr.lease_name,
+        identity or default_identity(),
+        clock,
+        lease_duration_s=kr.lease_duration_s,
+        renew_period_s=kr.renew_period_s,
+        request_timeout_s=min(kr.request_timeout_s, kr.renew_period_s),
+    )
+    dashboard = None
+    if kr.dashboard_url:
+        dashboard = RayDashboardClient(
+            kr.dashboard_url, kr.request_timeout_s, transport=dashboard_transport
+        )
+    closers: list[object] = [api] if dashboard is None else [dashboard, api]
+    source: SignalSource = RayServiceSource(client, kr.rayservice, config, clock, dashboard)
+    if config.signals.kind == "prometheus":
+        # Latency, rates and errors from Prometheus; replicas and weights from the cluster.
+        prometheus = PrometheusSource(
+            config, clock, replicas_from=source, transport=prometheus_transport
+        )
+        closers.insert(0, prometheus)
+        source = prometheus
+    actuator = KubeRayActuator(client, kr.rayservice, config, scaler=dashboard)
+    store = AnnotationStateStore(client, kr.rayservice, clock, may_write=elector.is_leader)
+    return ClusterTarget(source, actuator, store, closers, elector=elector)
