@@ -7,6 +7,7 @@ replica process served it.
 
 # No `from __future__ import annotations` here: FastAPI reads the route signatures, and
 # Serve's ingress wrapper resolves string annotations against Ray's module, not this one.
+import asyncio
 import logging
 import os
 import random
@@ -117,6 +118,18 @@ class Router:
             "weights": self.weights.value,
             "last_config_error": self.weights.last_error,
             "router_pid": os.getpid(),
+        }
+
+    @api.get("/versions")
+    async def versions(self) -> dict[str, Any]:
+        """Per version, what one of its replicas reports: process, batching in force."""
+        names = self.args.version_names
+        answers = await asyncio.gather(
+            *(self.models[name].describe.remote() for name in names), return_exceptions=True
+        )
+        return {
+            name: answer if isinstance(answer, dict) else {"error": repr(answer)}
+            for name, answer in zip(names, answers, strict=True)
         }
 
     @api.get("/v1/models")

@@ -9,7 +9,6 @@ tokenizer to a temporary directory, to be loaded by path like any real model.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+
+from controller.demo.local_ray import free_port
+from controller.transports.ray_dashboard import ray_auth_token
 
 RAY_NUM_CPUS = 6
 METRICS_REPORT_INTERVAL_MS = 2000
@@ -29,19 +31,9 @@ WORKER_ENV = {
 }
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def ray_auth_headers() -> dict[str, str]:
     """The bearer header the dashboard REST API wants when token auth is on."""
-    token = os.environ.get("RAY_AUTH_TOKEN")
-    if not token:
-        path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
-        token = path.read_text().strip() if path.is_file() else ""
+    token = ray_auth_token()
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,16 +78,25 @@ class ServingApps:
         return f"{self.cluster.http_url}{GENERATION_PREFIX}/v1/completions"
 
     def config(
-        self, weights: dict[str, int] | None = None, extra_apps: list[dict[str, Any]] = ()
+        self,
+        weights: dict[str, int] | None = None,
+        v1_batching: dict[str, Any] | None = None,
+        extra_apps: Sequence[dict[str, Any]] = (),
     ) -> dict[str, Any]:
-        """The full Serve config of the test apps, with the router weights given."""
+        """The full Serve config of the test apps; optionally other router weights or v1 batching."""
         config = copy.deepcopy(yaml.safe_load(LOCAL_CONFIG.read_text()))
+        (embeddings,) = config["applications"]
+        deployments = {d["name"]: d for d in embeddings["deployments"]}
         if weights is not None:
-            (embeddings,) = config["applications"]
-            router = next(d for d in embeddings["deployments"] if d["name"] == "router")
-            router["user_config"] = {"weights": weights}
+            deployments["router"]["user_config"] = {"weights": weights}
+        if v1_batching is not None:
+            deployments["model_v1"]["user_config"] = v1_batching
         config["applications"] += [generation_app(self.model_path), *extra_apps]
         return config
+
+    def versions(self) -> dict[str, Any]:
+        """What one replica of each embeddings version reports (batching in force, pid)."""
+        return dict(httpx.get(f"{self.cluster.http_url}/versions", timeout=30).json())
 
     def health(self) -> dict[str, Any]:
         """The embeddings router's health document."""
