@@ -79,6 +79,7 @@ class Daemon:
         self.decide_fn = decide_fn
         self.is_leader = is_leader
         self.states: dict[str, AgentState] = store.load()
+        self._leading = False
         self._retry_at: datetime | None = None
         self._backoff_s = 0.0
         self.last: TickReport | None = None
@@ -93,6 +94,11 @@ class Daemon:
         error: str | None = None
         stage = "observe"
         try:
+            leading = self.is_leader()
+            if leading and not self._leading:
+                # A new leader continues from what the last one saved, not from its own view.
+                self.states = self.store.load()
+            self._leading = leading
             snapshot = self.source.observe()
             handled: list[Any] = []
             if self.inbox is not None:
@@ -104,10 +110,11 @@ class Daemon:
             stage = "decide"
             decision = self.decide_fn(snapshot, self.states, self.config)
             stage = "act"
-            applied = self._act(decision.plan, snapshot, now)
+            applied = self._act(decision.plan, snapshot, now, leading)
             stage = "record"
             self.states = dict(decision.states)
-            self.store.save(self.states)
+            if leading:
+                self.store.save(self.states)
             if self.inbox is not None:
                 self.inbox.done(handled)
             self._record(snapshot, decision, applied, now)
@@ -143,10 +150,10 @@ class Daemon:
         """The rollout view of every application, from the agents' state."""
         return {a.name: rollout_view(self.states, a) for a in self.config.applications}
 
-    def _act(self, plan: Plan, snapshot: Snapshot, now: datetime) -> ApplyResult:
+    def _act(self, plan: Plan, snapshot: Snapshot, now: datetime, leading: bool) -> ApplyResult:
         if self.config.dry_run:
             return ApplyResult(held="dry run: nothing applied")
-        if not self.is_leader():
+        if not leading:
             return ApplyResult(held="not the leader: nothing applied")
         blind = _unobserved_versions(self.config, snapshot)
         if blind:

@@ -168,3 +168,16 @@ def test_a_plan_made_without_seeing_the_replicas_is_not_applied(tmp_path: Path) 
     assert report.applied is not None
     assert report.applied.held == "replicas not observed for embed/v1, embed/v2: nothing applied"
     assert actuator.calls == 0
+
+
+def test_a_new_leader_resumes_from_the_saved_state_not_its_own(tmp_path: Path) -> None:
+    leader, _, _, _ = make(tmp_path)
+    standby, _, _, _ = make(tmp_path)
+    standby.is_leader = lambda: False
+    standby.tick()  # decides on its own view while following
+    leader.tick()
+    leader.tick()
+    assert leader.states["counter"]["ticks"] == 2
+    standby.is_leader = lambda: True
+    standby.tick()
+    assert standby.states["counter"]["ticks"] == 3
