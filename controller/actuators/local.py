@@ -32,8 +32,24 @@ def covers(desired: Any, deployed: Any) -> bool:
     return bool(desired == deployed)
 
 
+def _without_version_counts(doc: dict[str, Any], deployments: set[str]) -> dict[str, Any]:
+    """An application document without the replica counts the scale API manages."""
+    out = dict(doc)
+    out["deployments"] = [
+        {k: v for k, v in d.items() if not (k == "num_replicas" and d.get("name") in deployments)}
+        for d in doc.get("deployments", [])
+    ]
+    return out
+
+
 class LocalActuator:
-    """Writes the Serve config (weights, batching, replica counts) and scales via the API."""
+    """Writes the Serve config (weights, batching) and sets replica counts via the scale API.
+
+    Replica counts change through the scale API alone, scale-downs first, so that a
+    plan that fits a budget never runs above it on the way. The config is re-submitted
+    only when something else in it changed; it then carries the desired counts too,
+    because Ray resets counts to the config's `num_replicas` on every submission.
+    """
 
     def __init__(
         self, config: GovernorConfig, dashboard: RayDashboardClient, base: dict[str, Any]
@@ -44,28 +60,46 @@ class LocalActuator:
 
     def apply(self, plan: Plan, snapshot: Snapshot) -> ApplyResult:
         """Make the cluster match `plan`; does nothing where it already does."""
-        status = self.dashboard.get_applications()
-        deployed_apps = status.get("applications") or {}
-        desired = render_serve_config(self.base, plan, self.config)
+        deployed_apps = self.dashboard.get_applications().get("applications") or {}
+        desired_doc = render_serve_config(self.base, plan, self.config)
         changes: list[str] = []
-        stale = [
-            app["name"]
-            for app in desired["applications"]
-            if not covers(app, (deployed_apps.get(app["name"]) or {}).get("deployed_app_config"))
-        ]
-        if stale:
-            self.dashboard.put_applications(desired)
-            changes.append(f"applied the Serve config (changed: {', '.join(sorted(stale))})")
+        current: dict[tuple[str, str], int | None] = {}
+        wanted: dict[tuple[str, str], int] = {}
+        stale: list[str] = []
         for app_cfg in self.config.applications:
-            deployments = (deployed_apps.get(app_cfg.name) or {}).get("deployments") or {}
+            deployed = deployed_apps.get(app_cfg.name) or {}
+            deployments = deployed.get("deployments") or {}
             for v in app_cfg.versions:
                 want = plan.replicas_for(app_cfg.name, v.name)
-                if want is None:
-                    continue
-                observed = (deployments.get(v.deployment) or {}).get("target_num_replicas")
-                # After a fresh PUT the config already carries every count above zero.
-                current = max(1, want) if app_cfg.name in stale else observed
-                if current != want:
-                    self.dashboard.scale(app_cfg.name, v.deployment, want)
-                    changes.append(f"scaled {app_cfg.name}/{v.deployment}: {observed} -> {want}")
+                if want is not None:
+                    key = (app_cfg.name, v.deployment)
+                    wanted[key] = want
+                    current[key] = (deployments.get(v.deployment) or {}).get("target_num_replicas")
+            app_doc = next(
+                (a for a in desired_doc["applications"] if a.get("name") == app_cfg.name), None
+            )
+            counted = {v.deployment for v in app_cfg.versions}
+            if app_doc is not None and not covers(
+                _without_version_counts(app_doc, counted), deployed.get("deployed_app_config")
+            ):
+                stale.append(app_cfg.name)
+        for key, want in wanted.items():
+            have = current[key]
+            if have is not None and want < have:
+                self._scale(key, have, want, changes)
+                current[key] = want
+        if stale:
+            self.dashboard.put_applications(desired_doc)
+            changes.append(f"applied the Serve config (changed: {', '.join(sorted(stale))})")
+            for key, want in wanted.items():
+                if key[0] in stale:
+                    current[key] = max(1, want)
+        for key, want in wanted.items():
+            if current[key] != want:
+                self._scale(key, current[key], want, changes)
         return ApplyResult(changes=tuple(changes))
+
+    def _scale(self, key: tuple[str, str], have: int | None, want: int, changes: list[str]) -> None:
+        app, deployment = key
+        self.dashboard.scale(app, deployment, want)
+        changes.append(f"scaled {app}/{deployment}: {have} -> {want}")

@@ -69,6 +69,13 @@ def _with_candidate(config: GovernorConfig, app: str, candidate: str) -> Governo
     return config.model_copy(update={"applications": apps})
 
 
+def _model_name(serve_doc: dict[str, Any], app: str) -> str:
+    for a in serve_doc.get("applications", []):
+        if a.get("name") == app:
+            return str((a.get("args") or {}).get("model_name") or app)
+    return app
+
+
 def _http_url(serve_doc: dict[str, Any]) -> str:
     http = serve_doc.get("http_options") or {}
     return f"http://{http.get('host', '127.0.0.1')}:{http.get('port', 8000)}"
@@ -127,7 +134,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
         )
         load = TraceLoad(
             url=f"{http_url}/v1/embeddings",
-            model=app_cfg.name,
+            model=_model_name(serve_doc, app_cfg.name),
             trace_path=options.trace,
             replay_s=options.replay_s,
             rate_scale=options.rate_scale,

@@ -95,3 +95,29 @@ def test_covers_ignores_keys_ray_adds_and_matches_deployments_by_name() -> None:
     deployed = {"deployments": [{"name": "b"}, {"name": "a", "num_replicas": 2, "extra": 1}]}
     assert covers(desired, deployed)
     assert not covers({"deployments": [{"name": "a", "num_replicas": 3}]}, deployed)
+
+
+def test_replica_changes_use_the_scale_api_with_scale_downs_first(
+    serve: FakeServe, actuator: LocalActuator
+) -> None:
+    actuator.apply(plan(1, 2, {"v1": 100, "v2": 0}), EMPTY)
+    serve.scales.clear()
+    result = actuator.apply(plan(2, 1, {"v1": 100, "v2": 0}), EMPTY)
+    assert len(serve.puts) == 1  # only counts changed: no re-submission
+    assert serve.scales == [("embed", "model_v2", 1), ("embed", "model_v1", 2)]
+    assert result.changes == (
+        "scaled embed/model_v2: 2 -> 1",
+        "scaled embed/model_v1: 1 -> 2",
+    )
+
+
+def test_a_weight_change_resubmits_the_config_with_the_current_counts(
+    serve: FakeServe, actuator: LocalActuator
+) -> None:
+    actuator.apply(plan(1, 1, {"v1": 100, "v2": 0}), EMPTY)
+    actuator.apply(plan(3, 1, {"v1": 100, "v2": 0}), EMPTY)
+    actuator.apply(plan(3, 1, {"v1": 50, "v2": 50}), EMPTY)
+    assert len(serve.puts) == 2
+    submitted = {d["name"]: d for d in serve.puts[-1]["applications"][0]["deployments"]}
+    assert submitted["model_v1"]["num_replicas"] == 3
+    assert serve.apps["embed"]["deployments"]["model_v1"]["target_num_replicas"] == 3
