@@ -13,6 +13,7 @@ from rich.console import Console
 from controller.errors import GovernorError
 
 if TYPE_CHECKING:
+    from controller.config import GovernorConfig
     from controller.sim.engine import Progress as SimProgress
     from controller.sim.runner import PolicyRun, Scenario
 
@@ -55,6 +56,9 @@ def simulate(
     hpa_target: Annotated[
         float | None, typer.Option(help="HPA target in-flight requests per pod.")
     ] = None,
+    initial_replicas: Annotated[
+        int | None, typer.Option(min=1, help="Replicas at the start, for every policy.")
+    ] = None,
 ) -> None:
     """Simulate a trace against the fleet under each policy and compare them."""
     # A table wider than 80 columns: keep it readable when piped to a file.
@@ -62,7 +66,7 @@ def simulate(
     err = Console(stderr=True)
     try:
         s = load_scenario(config_path, trace_path, profile_path, time_scale, rate_scale, seed,
-                          app_name, hpa_target)
+                          app_name, hpa_target, initial_replicas)
         runs = run_with_progress(s, policies or list(POLICY_NAMES), err)
     except GovernorError as e:
         err.print(f"[bold red]error[/] ({e.kind}): {e}", highlight=False)
@@ -82,6 +86,7 @@ def simulate(
 def load_scenario(
     config_path: Path, trace_path: Path | None, profile_path: Path | None, time_scale: float,
     rate_scale: float, seed: int, app_name: str | None = None, hpa_target: float | None = None,
+    initial_replicas: int | None = None,
 ) -> Scenario:
     """Read and check the inputs of a simulation; raises GovernorError on bad input."""
     from controller.config import load_config
@@ -92,6 +97,8 @@ def load_scenario(
     from controller.sim.trace import default_trace_path, load_trace, repo_root, scale_trace
 
     config = load_config(config_path)
+    if initial_replicas is not None:
+        config = with_initial_replicas(config, find_app(config, app_name).name, initial_replicas)
     if profile_path is None:
         gpu_type = find_app(config, app_name).resources.gpu_type
         profile_path = profile_for(gpu_type, repo_root())
@@ -103,6 +110,18 @@ def load_scenario(
     trace = scale_trace(base, time_scale=time_scale, rate_scale=rate_scale, seed=seed)
     return scenario(config, profile, trace, app_name, SimSettings(seed=seed), hpa_target,
                     mix=base)
+
+
+def with_initial_replicas(config: GovernorConfig, app: str, n: int) -> GovernorConfig:
+    """`config` with the stable version of `app` starting at `n` replicas."""
+    apps = []
+    for a in config.applications:
+        if a.name == app:
+            versions = [v.model_copy(update={"initial_replicas": n})
+                         if v.name == a.stable_version else v for v in a.versions]
+            a = a.model_copy(update={"versions": versions})
+        apps.append(a)
+    return config.model_copy(update={"applications": apps})
 
 
 def run_with_progress(s: Scenario, names: list[str], err: Console) -> dict[str, PolicyRun]:

@@ -132,8 +132,8 @@ def plot(s: Scenario, runs: Mapping[str, PolicyRun], path: str | Path) -> None:
     axes[0].plot(minutes, first["arrivals_per_s"], color="black")
     axes[0].set_ylabel("load (req/s)")
     axes[0].set_title(f"{s.app.name} on {s.profile.name} ({len(s.trace)} requests)")
-    latency_key = "ttft_p95_ms" if generation else "p95_ms"
-    limit = s.slo.ttft_ms if generation and s.slo.ttft_ms else s.slo.latency_ms
+    latency_key = "ttft_p95_ms" if generation and s.slo.ttft_ms else "p95_ms"
+    limit = (s.slo.ttft_ms if generation else None) or s.slo.latency_ms or s.app.slo.latency_p95_ms
     for name, sr in series.items():
         gpu_h = runs[name].summary["gpu_hours"]
         att = runs[name].summary["slo_attainment"]

@@ -25,7 +25,7 @@ from controller.sim.slo import RequestSlo, check_feasible, request_slo
 from controller.sim.trace import Trace
 
 POLICIES = ("governor", "ray-default", "hpa", "static-peak")
-PEAK_WINDOW_S = 300.0
+PEAK_WINDOW_S = 60.0
 """static-peak must meet the SLO's target attainment in every window of this length."""
 
 Say = Callable[[str], None]

@@ -13,9 +13,9 @@ from controller.sim.profile import Profile
 
 @dataclass(frozen=True)
 class RequestSlo:
-    """Per-request thresholds: a request meets the SLO when it is within all of them."""
+    """Per-request thresholds: a request meets the SLO when it is within all that are set."""
 
-    latency_ms: float
+    latency_ms: float | None
     ttft_ms: float | None = None
     tpot_ms: float | None = None
     target_attainment: float = 0.99
@@ -23,7 +23,9 @@ class RequestSlo:
     def met(self, latency_ms: np.ndarray, ttft_ms: np.ndarray, tpot_ms: np.ndarray
             ) -> np.ndarray:
         """Boolean per request; NaN latencies (never answered) are misses."""
-        ok = latency_ms <= self.latency_ms
+        ok = ~np.isnan(latency_ms)
+        if self.latency_ms is not None:
+            ok &= latency_ms <= self.latency_ms
         if self.ttft_ms is not None:
             ok &= ttft_ms <= self.ttft_ms
         if self.tpot_ms is not None:
@@ -32,13 +34,22 @@ class RequestSlo:
 
 
 def request_slo(app: AppConfig, profile: Profile) -> RequestSlo:
-    """The thresholds of `app`'s SLO that apply to requests served by `profile`."""
+    """The thresholds of `app`'s SLO that each request served by `profile` is held to.
+
+    An encoder's request is held to the latency target. A generation request is held to
+    the time-to-first-token and time-per-output-token targets when the SLO sets them: its
+    end-to-end time grows with the length of the answer it was asked for, so the latency
+    target stays a p95 over the fleet (what the scaling agent steers by), not a per-request
+    bound.
+    """
     slo = app.slo
-    generation = profile.kind == "generation"
+    per_token = profile.kind == "generation" and (
+        slo.ttft_p95_ms is not None or slo.tpot_p95_ms is not None
+    )
     return RequestSlo(
-        latency_ms=slo.latency_p95_ms,
-        ttft_ms=slo.ttft_p95_ms if generation else None,
-        tpot_ms=slo.tpot_p95_ms if generation else None,
+        latency_ms=None if per_token else slo.latency_p95_ms,
+        ttft_ms=slo.ttft_p95_ms if per_token else None,
+        tpot_ms=slo.tpot_p95_ms if per_token else None,
         target_attainment=slo.target_attainment,
     )
 
