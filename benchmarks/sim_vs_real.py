@@ -9,7 +9,7 @@ side by side with the relative error and writes `sim_vs_real.json` and `.png` to
 
 Start the fleet first, e.g. `serve run configs/serve.local.yaml`, then:
 
-    .venv/bin/python benchmarks/sim_vs_real.py --serve-app embeddings --time-scale 10
+    .venv/bin/python benchmarks/sim_vs_real.py --serve-app embeddings --time-scale 2
 """
 
 from __future__ import annotations
@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", type=Path, default=root / "configs/profiles/minilm-cpu.yaml")
     p.add_argument("--trace", type=Path, default=None)
     p.add_argument("--start-s", type=float, default=1200.0, help="slice start in the trace")
-    p.add_argument("--duration-s", type=float, default=600.0, help="slice length (trace time)")
-    p.add_argument("--time-scale", type=float, default=10.0)
+    p.add_argument("--duration-s", type=float, default=300.0, help="slice length (trace time)")
+    p.add_argument("--time-scale", type=float, default=2.0)
     p.add_argument("--rate-scale", type=float, default=1.0)
     p.add_argument("--model", default="minilm")
     p.add_argument("--route", default="/v1/embeddings")
