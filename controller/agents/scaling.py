@@ -261,7 +261,8 @@ def _scale(
     elif within_band(current, raw, sc.hysteresis) and desired != current:
         desired = current
         reasons.append(f"within the +/-{sc.hysteresis:.0%} hysteresis band")
-    if desired < current and p95 is None:
+    # With no requests in the window there is no latency to miss: the rate says it all.
+    if desired < current and p95 is None and rate > 0:
         desired = current
         reasons.append("p95 missing: never scale down on missing data")
     elif desired < current and breach:

@@ -121,6 +121,22 @@ def test_never_scale_down_when_p95_is_missing() -> None:
         assert decision.plan.replicas_for("embed", "v1") == 6
 
 
+def test_scale_down_when_traffic_stops_even_though_no_latency_was_recorded() -> None:
+    config = one_version(downscale_delay_s=0, capacity_rps_per_replica=10.0)
+    states: dict[str, Any] = {}
+    counts = []
+    for i in range(20):
+        snap = snapshot(
+            version(replicas=3, rate=0.0, p95_ms=None),
+            weights={"v1": 100},
+            now=T0 + timedelta(seconds=5 * i),
+        )
+        decision = decide(snap, states, config)
+        states = decision.states
+        counts.append(decision.plan.replicas_for("embed", "v1"))
+    assert counts[-1] == 2, counts  # one step down from the observed 3 (max_downscale_step)
+
+
 def test_hold_when_the_version_or_its_replica_count_is_unobserved() -> None:
     config = one_version()
     snap = snapshot(version(replicas=None, rate=50.0), weights={"v1": 100})
