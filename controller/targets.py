@@ -55,7 +55,7 @@ def build_local_target(
     if config.signals.kind == "prometheus":
         source = _prometheus_source(config, clock, source)
     actuator = LocalActuator(config, dashboard, base)
-    return Target(source, actuator, FileStateStore(config.state_path), [dashboard])
+    return Target(source, actuator, FileStateStore(config.state_path), [source, dashboard])
 
 
 def _prometheus_source(

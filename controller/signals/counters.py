@@ -29,7 +29,7 @@ class VersionCounters:
 class DeploymentCounters:
     """Counters and gauges of one (application, deployment), summed over replicas."""
 
-    batch_sum: float = 0.0
+    batched_inputs: float = 0.0
     batch_count: float = 0.0
     ongoing: float = 0.0
 
@@ -54,14 +54,14 @@ def parse_expositions(texts: Iterable[str]) -> FleetCounters:
 
 def _add(fleet: FleetCounters, name: str, labels: dict[str, str], value: float) -> None:
     app = labels.get(m.APP_LABEL, "")
-    if name == m.ONGOING or name in (m.BATCH_SIZE_SUM, m.BATCH_SIZE_COUNT):
+    if name in (m.ONGOING, m.BATCHED_INPUTS, m.BATCH_SIZE_COUNT):
         dep = fleet.deployments.setdefault(
             (app, labels.get(m.DEPLOYMENT_LABEL, "")), DeploymentCounters()
         )
         if name == m.ONGOING:
             dep.ongoing += value
-        elif name == m.BATCH_SIZE_SUM:
-            dep.batch_sum += value
+        elif name == m.BATCHED_INPUTS:
+            dep.batched_inputs += value
         else:
             dep.batch_count += value
         return

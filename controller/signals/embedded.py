@@ -195,7 +195,7 @@ def _version(
         if dep_old is not None:
             count = dep_now.batch_count - dep_old.batch_count
             if count > 0:
-                fields["batch_size"] = (dep_now.batch_sum - dep_old.batch_sum) / count
+                fields["batch_size"] = (dep_now.batched_inputs - dep_old.batched_inputs) / count
     return VersionSnapshot(
         app=app,
         version=version,
