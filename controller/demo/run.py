@@ -133,7 +133,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
             CommandInbox.beside_state(config.state_path),
         )
         load = TraceLoad(
-            url=f"{http_url}/v1/embeddings",
+            url=http_url,
             model=_model_name(serve_doc, app_cfg.name),
             trace_path=options.trace,
             replay_s=options.replay_s,
@@ -173,7 +173,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
                         daemon.config = _with_candidate(daemon.config, app_cfg.name, candidate)
                         declared = True
                     while seen < len(reports):
-                        rps, p95 = load.recent(window_s=config.interval_s * 2)
+                        rps, p95 = load.recent(elapsed, window_s=config.interval_s * 2)
                         timeline.add(time.monotonic() - started, reports[seen], rps, p95)
                         seen += 1
                     live.update(_live_view(daemon, load, elapsed, options.replay_s))
@@ -200,7 +200,8 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
 def _live_view(daemon: Daemon, load: TraceLoad, elapsed: float, total: float) -> Group:
     last = daemon.last
     header = Text(
-        f"t={elapsed:5.0f}s / {total:.0f}s   sent {load.sent} ok {load.ok} failed {load.failed}",
+        f"t={elapsed:5.0f}s / {total:.0f}s   answered {load.sent} of {len(load.requests)} "
+        f"(ok {load.ok}, failed {load.failed})",
         style="bold",
     )
     if last is None or last.snapshot is None:

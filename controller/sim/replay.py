@@ -79,8 +79,11 @@ def embedding_body(req: ReplayRequest, model: str) -> dict[str, Any]:
 
 def completion_body(req: ReplayRequest, model: str) -> dict[str, Any]:
     """`POST /v1/completions` body for one request (the trace's output length as max_tokens)."""
-    return {"model": model, "prompt": text_of(req.prompt_tokens),
-            "max_tokens": max(1, req.output_tokens)}
+    return {
+        "model": model,
+        "prompt": text_of(req.prompt_tokens),
+        "max_tokens": max(1, req.output_tokens),
+    }
 
 
 async def replay_async(
@@ -94,13 +97,20 @@ async def replay_async(
     timeout_s: float = 60.0,
     transport: httpx.AsyncBaseTransport | None = None,
     clock: Clock = time.perf_counter,
+    on_result: Callable[[ReplayResult], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> list[ReplayResult]:
-    """Send every request at its time; return one result per request, in input order."""
+    """Send every request at its time; return one result per request, in input order.
+
+    `on_result` sees each result as it arrives (for live views); once `should_stop()`
+    is true no further request is sent, and those already sent are awaited.
+    """
     gate = asyncio.Semaphore(concurrency)
     results: list[ReplayResult | None] = [None] * len(requests)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout_s, limits=limits,
-                                 transport=transport) as client:
+    async with httpx.AsyncClient(
+        base_url=url.rstrip("/"), timeout=timeout_s, limits=limits, transport=transport
+    ) as client:
         start = clock()
 
         async def one(i: int, req: ReplayRequest) -> None:
@@ -115,10 +125,15 @@ async def replay_async(
                         error = response.text[:200]
                 except httpx.HTTPError as err:
                     error = f"{type(err).__name__}: {err}"
-                results[i] = ReplayResult(req.at_s, sent, clock() - start, status, error)
+                result = ReplayResult(req.at_s, sent, clock() - start, status, error)
+                results[i] = result
+                if on_result is not None:
+                    on_result(result)
 
         tasks = []
         for i, req in enumerate(requests):
+            if should_stop():
+                break
             delay = req.at_s - (clock() - start)
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -140,6 +155,12 @@ def latency_summary(results: Sequence[ReplayResult]) -> dict[str, float | int | 
     def q(p: float) -> float | None:
         return float(np.quantile(ok, p)) if ok.size else None
 
-    return {"requests": len(results), "answered": int(ok.size),
-            "failed": len(results) - int(ok.size), "late_sends": late,
-            "p50_ms": q(0.50), "p95_ms": q(0.95), "p99_ms": q(0.99)}
+    return {
+        "requests": len(results),
+        "answered": int(ok.size),
+        "failed": len(results) - int(ok.size),
+        "late_sends": late,
+        "p50_ms": q(0.50),
+        "p95_ms": q(0.95),
+        "p99_ms": q(0.99),
+    }
