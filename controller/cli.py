@@ -210,7 +210,8 @@ def demo(
     from controller.demo.run import DemoOptions, run_demo
 
     _load(config_path)
-    logging.basicConfig(level=logging.WARNING)
+    # Events show in the live view; the log would only repeat them under it.
+    logging.basicConfig(level=logging.ERROR)
     try:
         run_demo(
             DemoOptions(

@@ -104,6 +104,8 @@ def _rollout_text(view: Mapping[str, Any]) -> str:
     phase = view.get("phase", "idle")
     if phase == "idle":
         return f"idle (stable {view.get('stable', '?')})"
+    if phase == "promoted":
+        return f"promoted {view.get('stable')}"
     parts = [str(phase)]
     if view.get("candidate"):
         parts.append(f"{view.get('stable')} -> {view.get('candidate')}")

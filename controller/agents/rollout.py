@@ -361,12 +361,30 @@ class _Tick:
             self.out.append(ReplicaFloor(app, cand, 1, AGENT, reason))
             return
         full = _running(observed.version(stable)) * 100 / (100 - weight)
-        need = max(1, math.ceil(full * nxt / 100 - 1e-9))
-        reason = (
-            f"rollout of {cand}: room for {nxt}% of traffic that {stable} serves with "
-            f"{full:.1f} replicas at 100%"
+        now_need = max(1, math.ceil(full * weight / 100 - 1e-9))
+        next_need = max(1, math.ceil(full * nxt / 100 - 1e-9))
+        # Its current share is a must; room for the next step is a wish that yields to
+        # the stable's scaling when a budget forces a choice.
+        self.out.append(
+            ReplicaFloor(
+                app,
+                cand,
+                now_need,
+                AGENT,
+                f"rollout of {cand}: carry its {weight}% of traffic that {stable} serves "
+                f"with {full:.1f} replicas at 100%",
+            )
         )
-        self.out.append(ReplicaFloor(app, cand, need, AGENT, reason))
+        if next_need > now_need:
+            self.out.append(
+                ReplicaProposal(
+                    app,
+                    cand,
+                    next_need,
+                    AGENT,
+                    f"rollout of {cand}: room for its next step of {nxt}%",
+                )
+            )
 
     def _drain(self, observed: AppSnapshot, serving: set[str]) -> None:
         draining = dict(self.st.get("draining", {}))
