@@ -18,7 +18,7 @@ from controller.actuators.state_file import FileStateStore
 from controller.clock import SystemClock
 from controller.config import GovernorConfig, parse_config
 from controller.daemon import Daemon, TickReport
-from controller.sim.replay import ReplayRequest, ReplayResult, replay_async
+from controller.sim.replay import ReplayRequest, ReplayResult, replay_async, text_of
 from controller.targets import build_local_target
 from tests.conftest import RayServeCluster
 
@@ -111,17 +111,35 @@ def daemon_running(config: GovernorConfig) -> Iterator[RunningDaemon]:
 class Load:
     """Open-loop embeddings requests at a constant rate, from a background thread."""
 
-    def __init__(self, cluster: RayServeCluster, rate: float, seconds: float, words: int = 48):
+    def __init__(
+        self,
+        cluster: RayServeCluster,
+        rate: float,
+        seconds: float,
+        words: int = 48,
+        inputs: int = 1,
+    ) -> None:
         count = int(rate * seconds)
         self.requests = [ReplayRequest(i / rate, words, 0) for i in range(count)]
+        self.inputs = inputs
         self.url = cluster.http_url
         self.results: list[ReplayResult] = []
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         self.results = asyncio.run(
-            replay_async(self.url, self.requests, model=MODEL, concurrency=128, timeout_s=60)
+            replay_async(
+                self.url,
+                self.requests,
+                model=MODEL,
+                body=self._body,
+                concurrency=128,
+                timeout_s=60,
+            )
         )
+
+    def _body(self, req: ReplayRequest, model: str) -> dict[str, Any]:
+        return {"model": model, "input": [text_of(req.prompt_tokens)] * self.inputs}
 
     def start(self) -> Load:
         """Begin sending."""
