@@ -16,6 +16,7 @@ from controller.clock import SystemClock
 from controller.config import GovernorConfig, load_config
 from controller.errors import ConfigError, GovernorError
 from controller.sim import command as sim_command
+from controller.snapshot import Snapshot
 from controller.views import plan_table, status_table
 from kuberay import render as kuberay_render
 
@@ -128,49 +129,56 @@ def run(
         raise typer.Exit(1)
 
 
-@app.command()
-def plan(config_path: ConfigOption) -> None:
-    """Observe the fleet once, decide, and print the plan with its reasons; apply nothing."""
-    from controller.decide import decide
+RATE_PROBE_S = 5.0
+"""One-shot commands read the fleet twice this far apart, so rates have a window."""
+
+
+def _observe_once(config: GovernorConfig, config_path: Path) -> tuple[Snapshot, dict[str, Any]]:
     from controller.targets import build_target
 
-    config = _load(config_path)
+    clock = SystemClock()
     try:
-        target = build_target(config, SystemClock(), config_path)
+        target = build_target(config, clock, config_path)
         try:
+            target.source.observe()
+            clock.sleep(min(config.window_s, RATE_PROBE_S))
             snapshot = target.source.observe()
             states = target.store.load()
         finally:
             target.close()
     except GovernorError as err:
         raise _fail(err) from err
-    decision = decide(snapshot, states, config)
-    console.print(plan_table(config, snapshot, decision.plan))
+    return snapshot, states
+
+
+def _print_problems(snapshot: Snapshot) -> None:
     for problem in snapshot.problems:
         console.print(f"[yellow]missing[/]: {problem}", highlight=False)
+
+
+@app.command()
+def plan(config_path: ConfigOption) -> None:
+    """Observe the fleet once, decide, and print the plan with its reasons; apply nothing."""
+    from controller.decide import decide
+
+    config = _load(config_path)
+    snapshot, states = _observe_once(config, config_path)
+    decision = decide(snapshot, states, config)
+    console.print(plan_table(config, snapshot, decision.plan))
+    _print_problems(snapshot)
 
 
 @app.command()
 def status(config_path: ConfigOption) -> None:
     """Per application and version: replicas, weights, p95 vs SLO, cost vs budget, rollout."""
     from controller.decide import decide, rollout_view
-    from controller.targets import build_target
 
     config = _load(config_path)
-    try:
-        target = build_target(config, SystemClock(), config_path)
-        try:
-            snapshot = target.source.observe()
-            states = target.store.load()
-        finally:
-            target.close()
-    except GovernorError as err:
-        raise _fail(err) from err
+    snapshot, states = _observe_once(config, config_path)
     decision = decide(snapshot, states, config)
     rollouts = {a.name: rollout_view(states, a) for a in config.applications}
     console.print(status_table(config, snapshot, decision.plan, rollouts))
-    for problem in snapshot.problems:
-        console.print(f"[yellow]missing[/]: {problem}", highlight=False)
+    _print_problems(snapshot)
 
 
 @rollout_app.command("abort")
