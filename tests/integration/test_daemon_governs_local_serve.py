@@ -87,3 +87,26 @@ def test_a_budget_for_two_replicas_never_runs_a_third(
     ), targets_seen
     assert any(r.plan.cost_per_hour <= 2.0 for r in running.reports if r.plan)
     assert all(r.plan.cost_per_hour <= 2.0 + 1e-9 for r in running.reports if r.plan)
+
+
+def test_plan_and_status_read_the_running_fleet_and_apply_nothing(
+    fleet: RayServeCluster, tmp_path: Path
+) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    config, _ = governor_config(fleet, tmp_path)
+    path = tmp_path / "governor.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    before = fleet.applications()[APP]["last_deployed_time_s"]
+    plan = CliRunner().invoke(app, ["plan", "--config", str(path)])
+    status = CliRunner().invoke(app, ["status", "--config", str(path)])
+    assert plan.exit_code == 0, plan.output
+    assert "v1" in plan.output and "v2" in plan.output
+    assert "scaling:" in plan.output  # each row carries the reasons behind it
+    assert status.exit_code == 0, status.output
+    assert "fleet status" in status.output
+    assert fleet.applications()[APP]["last_deployed_time_s"] == before
+    assert targets(fleet) == {"model_v1": 1, "model_v2": 1}
