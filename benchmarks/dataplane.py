@@ -4,7 +4,7 @@ Raw: `serving.embedding.Embedder` (the code the replicas run) called in a loop w
 batches of each size. Serve: one local Ray, the `serving.app:build_app` application with
 one version, `max_batch_size` changed live through the model's user_config, and
 closed-loop HTTP clients (`--concurrency` of them, each waiting for its answer before
-sending again) posting `--inputs-per-request` texts to `/v1/embeddings`.
+sending again) posting `--inputs-per-request` texts each to `/v1/embeddings`.
 
 Reports inputs/s, request latency p50/p95, the Serve/raw throughput ratio at saturation
 (best Serve throughput at the largest max_batch_size over raw at that batch size), and
@@ -56,6 +56,7 @@ class Row:
     p50_ms: float
     p95_ms: float
     errors: int
+    load_avg_1m: float
 
 
 def make_texts(count: int, seed: int = 0) -> list[str]:
@@ -101,15 +102,22 @@ def measure_raw(
                 statistics.median(latencies),
                 percentile(latencies, 0.95),
                 0,
+                os.getloadavg()[0],
             )
         )
     return rows
 
 
 async def closed_loop(
-    url: str, concurrency: int, inputs: int, texts: list[str], seconds: float, warmup_s: float
+    url: str,
+    concurrency: int,
+    inputs: int,
+    texts: list[str],
+    seconds: float,
+    warmup_s: float,
+    encoding: str = "base64",
 ) -> tuple[list[float], int, float]:
-    """Run `concurrency` clients for warm-up plus `seconds`; latencies after warm-up."""
+    """Run `concurrency` clients for warm-up plus `seconds`; latencies of answers inside."""
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -125,9 +133,10 @@ async def closed_loop(
                 batch = [texts[(position + j) % len(texts)] for j in range(inputs)]
                 position += concurrency * inputs
                 t0 = time.perf_counter()
-                response = await client.post(url, json={"model": MODEL_NAME, "input": batch})
+                body = {"model": MODEL_NAME, "input": batch, "encoding_format": encoding}
+                response = await client.post(url, json=body)
                 t1 = time.perf_counter()
-                if t0 >= measure_from and t1 <= stop_at:
+                if measure_from <= t1 <= stop_at:
                     if response.status_code == 200:
                         latencies.append((t1 - t0) * 1000.0)
                     else:
@@ -157,7 +166,7 @@ def serve_config(args: argparse.Namespace, max_batch_size: int, http_port: int) 
                 "args": {
                     "task": "embeddings",
                     "model_name": MODEL_NAME,
-                    "max_inputs": max(args.inputs_per_request, 1),
+                    "max_inputs": max(args.inputs_per_request),
                     "versions": [version],
                 },
                 "deployments": [
@@ -217,38 +226,39 @@ def measure_serve(args: argparse.Namespace, texts: list[str], console: Console) 
             for size in args.batch_sizes:
                 client.put_applications(serve_config(args, size, http_port))
                 wait_until_running(client)
-                for concurrency in args.concurrency:
-                    latencies, errors, seconds = asyncio.run(
-                        closed_loop(
-                            url,
-                            concurrency,
-                            args.inputs_per_request,
-                            texts,
-                            args.seconds,
-                            args.warmup,
+                for inputs in args.inputs_per_request:
+                    for concurrency in args.concurrency:
+                        rows.append(measure_point(args, url, size, concurrency, inputs, texts))
+                        console.print(
+                            f"serve max_batch_size={size} clients={concurrency} "
+                            f"inputs/request={inputs}: {rows[-1].inputs_per_s:.0f} inputs/s"
                         )
-                    )
-                    done = len(latencies)
-                    rows.append(
-                        Row(
-                            "serve",
-                            size,
-                            concurrency,
-                            args.inputs_per_request,
-                            done * args.inputs_per_request / seconds,
-                            done / seconds,
-                            percentile(latencies, 0.5),
-                            percentile(latencies, 0.95),
-                            errors,
-                        )
-                    )
-                    console.print(
-                        f"serve max_batch_size={size} concurrency={concurrency}: "
-                        f"{rows[-1].inputs_per_s:.0f} inputs/s"
-                    )
         finally:
             client.close()
     return rows
+
+
+def measure_point(
+    args: argparse.Namespace, url: str, size: int, concurrency: int, inputs: int, texts: list[str]
+) -> Row:
+    """One Serve point: closed-loop clients against the running application."""
+    latencies, errors, seconds = asyncio.run(
+        closed_loop(
+            url, concurrency, inputs, texts, args.seconds, args.warmup, args.encoding_format
+        )
+    )
+    return Row(
+        "serve",
+        size,
+        concurrency,
+        inputs,
+        len(latencies) * inputs / seconds,
+        len(latencies) / seconds,
+        percentile(latencies, 0.5),
+        percentile(latencies, 0.95),
+        errors,
+        os.getloadavg()[0],
+    )
 
 
 def _ray_gpus() -> float:
@@ -257,20 +267,30 @@ def _ray_gpus() -> float:
     return float(ray.cluster_resources().get("GPU", 0))
 
 
-def summarize(raw: list[Row], served: list[Row]) -> dict[str, Any]:
-    """The two headline ratios, and the best Serve throughput per max_batch_size."""
-    best = {}
+def _ratios(raw: list[Row], served: list[Row]) -> dict[str, Any]:
+    best: dict[int, float] = {}
     for row in served:
         best[row.max_batch_size] = max(best.get(row.max_batch_size, 0.0), row.inputs_per_s)
     raw_by_size = {row.max_batch_size: row.inputs_per_s for row in raw}
     largest, smallest = max(best), min(best)
     return {
         "serve_best_inputs_per_s": best,
-        "raw_inputs_per_s": raw_by_size,
         "saturation_batch_size": largest,
         "serve_over_raw_at_saturation": best[largest] / raw_by_size[largest],
         "batching_speedup": best[largest] / best[smallest],
         "batching_speedup_vs_batch_size": smallest,
+    }
+
+
+def summarize(raw: list[Row], served: list[Row]) -> dict[str, Any]:
+    """The two headline ratios over every load, and the same per inputs-per-request."""
+    shapes = sorted({row.inputs_per_request for row in served})
+    return {
+        **_ratios(raw, served),
+        "raw_inputs_per_s": {row.max_batch_size: row.inputs_per_s for row in raw},
+        "by_inputs_per_request": {
+            k: _ratios(raw, [r for r in served if r.inputs_per_request == k]) for k in shapes
+        },
     }
 
 
@@ -287,6 +307,7 @@ def print_report(console: Console, rows: list[Row], summary: dict[str, Any]) -> 
         "p50 ms",
         "p95 ms",
         "errors",
+        "load 1m",
     ):
         table.add_column(column, justify="right")
     for r in rows:
@@ -300,6 +321,7 @@ def print_report(console: Console, rows: list[Row], summary: dict[str, Any]) -> 
             f"{r.p50_ms:.1f}",
             f"{r.p95_ms:.1f}",
             str(r.errors),
+            f"{r.load_avg_1m:.1f}",
         )
     console.print(table)
     console.print(
@@ -310,33 +332,42 @@ def print_report(console: Console, rows: list[Row], summary: dict[str, Any]) -> 
         f"batching speedup (max_batch_size={summary['saturation_batch_size']} over "
         f"{summary['batching_speedup_vs_batch_size']}): {summary['batching_speedup']:.2f}x"
     )
+    for inputs, ratios in summary["by_inputs_per_request"].items():
+        console.print(
+            f"  with {inputs} inputs/request: Serve/raw "
+            f"{ratios['serve_over_raw_at_saturation']:.2f}x, "
+            f"batching speedup {ratios['batching_speedup']:.2f}x"
+        )
 
 
 def plot(rows: list[Row], path: Path) -> None:
-    """Serve throughput against clients per max_batch_size, raw as horizontal lines."""
+    """Serve throughput against clients, one panel per inputs/request; raw as dashed lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for size in sorted({r.max_batch_size for r in rows if r.mode == "serve"}):
-        points = sorted(
-            (r.concurrency, r.inputs_per_s)
-            for r in rows
-            if r.mode == "serve" and r.max_batch_size == size
-        )
-        line = axis.plot(*zip(*points, strict=True), marker="o", label=f"serve, batch {size}")
-        raw = [r.inputs_per_s for r in rows if r.mode == "raw" and r.max_batch_size == size]
-        if raw:
-            axis.axhline(
-                raw[0], linestyle="--", color=line[0].get_color(), label=f"raw, batch {size}"
+    served = [r for r in rows if r.mode == "serve"]
+    shapes = sorted({r.inputs_per_request for r in served})
+    figure, axes = plt.subplots(1, len(shapes), figsize=(6 * len(shapes), 4.5), squeeze=False)
+    for axis, inputs in zip(axes[0], shapes, strict=True):
+        for size in sorted({r.max_batch_size for r in served}):
+            points = sorted(
+                (r.concurrency, r.inputs_per_s)
+                for r in served
+                if r.max_batch_size == size and r.inputs_per_request == inputs
             )
-    axis.set_xscale("log", base=2)
-    axis.set_xlabel("concurrent clients")
-    axis.set_ylabel("inputs / s")
-    axis.set_title("MiniLM embeddings: raw vs Ray Serve")
-    axis.legend(fontsize=8)
+            line = axis.plot(*zip(*points, strict=True), marker="o", label=f"serve, batch {size}")
+            raw = [r.inputs_per_s for r in rows if r.mode == "raw" and r.max_batch_size == size]
+            if raw:
+                color = line[0].get_color()
+                axis.axhline(raw[0], linestyle="--", color=color, label=f"raw, batch {size}")
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("concurrent clients")
+        axis.set_ylabel("inputs / s")
+        axis.set_title(f"{inputs} input(s) per request")
+        axis.legend(fontsize=8)
+    figure.suptitle("MiniLM embeddings: raw model vs Ray Serve over HTTP")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -356,9 +387,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", default="bundled:all-MiniLM-L6-v2")
     parser.add_argument("--batch-sizes", type=_ints, default=[1, 8, 32])
     parser.add_argument("--concurrency", type=_ints, default=[1, 8, 32])
-    parser.add_argument("--inputs-per-request", type=int, default=4)
+    parser.add_argument("--inputs-per-request", type=_ints, default=[1, 16])
     parser.add_argument("--seconds", type=float, default=6.0, help="measured time per point")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured time per point")
+    parser.add_argument(
+        "--encoding-format",
+        choices=["base64", "float"],
+        default="base64",
+        help="embedding encoding asked for (the openai client asks for base64)",
+    )
     parser.add_argument("--batch-wait-timeout-s", type=float, default=0.005)
     parser.add_argument(
         "--threads",
@@ -377,6 +414,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Ray starts workers at niceness 15; the raw run is at 0. On a shared host that alone
+    # would tilt the comparison, so the replicas run at the raw run's priority.
+    os.environ.setdefault("RAY_worker_niceness", "0")
+    # As in configs/serve.local.yaml; set before torch loads OpenMP, for raw and replicas.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     console = Console()
     from serving.embedding import Embedder
     from serving.loading import set_torch_threads

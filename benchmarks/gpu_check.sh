@@ -31,7 +31,7 @@ PY
   --dtype float16 \
   --batch-sizes 1,32,128 \
   --concurrency 1,16,64 \
-  --inputs-per-request 8 \
+  --inputs-per-request 1,16 \
   --threads 4 \
   --seconds 8 \
   --out "$OUT" \

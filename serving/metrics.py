@@ -7,6 +7,8 @@ lists the exported names, which the control plane's signal sources read.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any, TypeVar
 
 from ray.serve.metrics import Counter, Gauge, Histogram
@@ -47,6 +49,40 @@ def _metric(
     # set_default_tags adds Serve's own tags into the dict it is given: pass a copy.
     metric.set_default_tags(dict(tags))
     return metric
+
+
+class HeldGauges:
+    """Gauge values re-published every `period_s` until replaced.
+
+    Ray's exporter drops a gauge series that was not set within two report intervals,
+    so a value set once (a weight, a load time) would vanish from /metrics.
+    """
+
+    def __init__(self, period_s: float = 1.0) -> None:
+        self._period_s = period_s
+        self._values: dict[tuple[int, tuple[tuple[str, str], ...]], tuple[Gauge, float]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def set(self, gauge: Gauge, value: float, tags: dict[str, str] | None = None) -> None:
+        """Set a gauge now and keep re-publishing the value."""
+        key = (id(gauge), tuple(sorted((tags or {}).items())))
+        with self._lock:
+            self._values[key] = (gauge, value)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._republish, name="governor-gauges", daemon=True
+                )
+                self._thread.start()
+        gauge.set(value, tags=dict(tags or {}))
+
+    def _republish(self) -> None:
+        while True:
+            time.sleep(self._period_s)
+            with self._lock:
+                values = list(self._values.items())
+            for (_, tags), (gauge, value) in values:
+                gauge.set(value, tags=dict(tags))
 
 
 def config_rejected_counter(model_name: str) -> Counter:
@@ -95,6 +131,7 @@ class RouterMetrics:
             tag_keys=_VERSION_TAGS,
         )
         self.config_rejected = config_rejected_counter(model_name)
+        self.held = HeldGauges()
 
     def record_success(self, version: str, endpoint: str, latency_ms: float) -> None:
         """Count a successful request and its latency."""
@@ -111,7 +148,7 @@ class RouterMetrics:
     def record_weights(self, weights: dict[str, int]) -> None:
         """Publish the weights now in force."""
         for version, weight in weights.items():
-            self.weight.set(weight, tags={"version": version})
+            self.held.set(self.weight, weight, tags={"version": version})
 
 
 class ModelMetrics:
@@ -172,6 +209,11 @@ class ModelMetrics:
             tag_keys=_VERSION_TAGS,
         )
         self.config_rejected = config_rejected_counter(model_name)
+        self.held = HeldGauges()
+
+    def record_model_load(self, seconds: float) -> None:
+        """Publish how long this replica took to load and warm up."""
+        self.held.set(self.model_load_s, seconds)
 
     def record_batch(
         self, size: int, compute_ms: float, input_tokens: int, output_tokens: int = 0

@@ -2,8 +2,10 @@
 
 Each request arrives as a list of inputs; every input enters the replica's `@serve.batch`
 queue on its own, so inputs of concurrent requests share forward passes and
-`max_batch_size` counts inputs. The forward pass runs on a worker thread so that the
-event loop keeps filling the next batch meanwhile.
+`max_batch_size` counts inputs. The forward pass runs on the replica's user event loop,
+blocking it on purpose: Serve forms the next batch as soon as the previous one is handed
+over, so a loop left free during the forward pass would cut the waiting inputs into many
+small batches instead of one large one.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import numpy as np
@@ -40,13 +41,12 @@ class _ModelReplica:
         self.spec = spec
         self.served_by = ServedBy(spec.name, os.getpid())
         self.metrics = ModelMetrics(model_name, spec.name)
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self.batching: LiveSetting[ModelUserConfig] = LiveSetting(
             "batching", self.metrics.config_rejected.inc
         )
         started = time.perf_counter()
         load()
-        self.metrics.model_load_s.set(time.perf_counter() - started)
+        self.metrics.record_model_load(time.perf_counter() - started)
 
     def _batch_handler(self) -> Any:
         raise NotImplementedError
@@ -67,9 +67,10 @@ class _ModelReplica:
             "last_config_error": self.batching.last_error,
         }
 
-    async def _compute(self, fn: Callable[[], Result]) -> tuple[Result, float]:
+    @staticmethod
+    def _timed(fn: Callable[[], Result]) -> tuple[Result, float]:
         started = time.perf_counter()
-        result = await asyncio.get_running_loop().run_in_executor(self.executor, fn)
+        result = fn()
         return result, (time.perf_counter() - started) * 1000.0
 
 
@@ -97,7 +98,7 @@ class EmbeddingModel(_ModelReplica):
 
     @serve.batch(max_batch_size=DEFAULT_USER_CONFIG["max_batch_size"])
     async def _embed_batch(self, texts: list[str]) -> list[tuple[np.ndarray, int]]:
-        (vectors, tokens), compute_ms = await self._compute(lambda: self.embedder.embed(texts))
+        (vectors, tokens), compute_ms = self._timed(lambda: self.embedder.embed(texts))
         self.metrics.record_batch(len(texts), compute_ms, input_tokens=sum(tokens))
         return list(zip(vectors, tokens, strict=True))
 
@@ -135,7 +136,7 @@ class GenerationModel(_ModelReplica):
 
     @serve.batch(max_batch_size=DEFAULT_USER_CONFIG["max_batch_size"])
     async def _generate_batch(self, prompts: list[Prompt]) -> list[Completion]:
-        completions, compute_ms = await self._compute(lambda: self.generator.generate(prompts))
+        completions, compute_ms = self._timed(lambda: self.generator.generate(prompts))
         output_tokens = sum(c.completion_tokens for c in completions)
         self.metrics.record_batch(
             len(prompts),

@@ -155,7 +155,8 @@ def max_tokens_of(request: CompletionRequest, args: AppArgs) -> int:
 def _encode(vector: np.ndarray, encoding_format: str) -> list[float] | str:
     if encoding_format == "base64":
         return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
-    return [float(x) for x in vector]
+    values: list[float] = vector.astype(np.float32).tolist()
+    return values
 
 
 def embeddings_body(result: EmbeddingResult, model: str, encoding_format: str) -> dict[str, Any]:

@@ -45,3 +45,12 @@ def test_sampled_and_greedy_prompts_share_a_call_in_groups(generator: Generator)
 def test_prompt_over_the_context_is_refused(generator: Generator) -> None:
     with pytest.raises(InputRejectedError, match="exceeds the model's context of 128 tokens"):
         generator.encode("hello world " * 60, max_tokens=8)
+
+
+def test_stop_sequence_cuts_the_text_and_finishes_with_stop(generator: Generator) -> None:
+    full = generator.generate([generator.encode("hello", max_tokens=8)])[0]
+    assert len(full.text) > 2
+    stop = full.text[2:4]
+    cut = generator.generate([generator.encode("hello", max_tokens=8, stop=(stop,))])[0]
+    assert cut.text == full.text[: full.text.find(stop)]
+    assert cut.finish_reason == "stop"
