@@ -1,10 +1,12 @@
 """Benchmark: the embedding model raw in one process vs the same model behind Ray Serve.
 
 Raw: `serving.embedding.Embedder` (the code the replicas run) called in a loop with
-batches of each size. Serve: one local Ray, the `serving.app:build_app` application with
-one version, `max_batch_size` changed live through the model's user_config, and
-closed-loop HTTP clients (`--concurrency` of them, each waiting for its answer before
-sending again) posting `--inputs-per-request` texts each to `/v1/embeddings`.
+batches of each size, in this process, just before and just after the Serve points of
+that size (their mean is the reference).
+Serve: one local Ray, the `serving.app:build_app` application with one version,
+`max_batch_size` changed live through the model's user_config, and closed-loop HTTP
+clients (`--concurrency` of them, each waiting for its answer before sending again)
+posting `--inputs-per-request` texts each to `/v1/embeddings`.
 
 Reports inputs/s, request latency p50/p95, the Serve/raw throughput ratio at saturation
 (best Serve throughput at the largest max_batch_size over raw at that batch size), and
@@ -30,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 from rich.console import Console
 from rich.table import Table
 
@@ -120,8 +122,11 @@ async def closed_loop(
     """Run `concurrency` clients for warm-up plus `seconds`; latencies of answers inside."""
     latencies: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+    # aiohttp (a Ray dependency) costs less CPU per request than httpx, and the load
+    # generator shares the host's cores with the server it measures.
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
         begin = time.perf_counter()
         measure_from = begin + warmup_s
         stop_at = measure_from + seconds
@@ -134,10 +139,11 @@ async def closed_loop(
                 position += concurrency * inputs
                 t0 = time.perf_counter()
                 body = {"model": MODEL_NAME, "input": batch, "encoding_format": encoding}
-                response = await client.post(url, json=body)
+                async with client.post(url, json=body) as response:
+                    await response.read()
                 t1 = time.perf_counter()
                 if measure_from <= t1 <= stop_at:
-                    if response.status_code == 200:
+                    if response.status == 200:
                         latencies.append((t1 - t0) * 1000.0)
                     else:
                         errors += 1
@@ -206,14 +212,39 @@ def wait_until_running(client: Any, timeout_s: float = 300.0) -> None:
     raise RuntimeError("benchmark application did not start in time")
 
 
-def measure_serve(args: argparse.Namespace, texts: list[str], console: Console) -> list[Row]:
-    """Throughput and latency through Ray Serve, per max_batch_size and concurrency."""
+def wait_for_batch_size(versions_url: str, size: int, timeout_s: float = 60.0) -> None:
+    """Wait until the v1 replica reports `max_batch_size == size` (a live reconfigure)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            batching = httpx.get(versions_url, timeout=10).json()["v1"].get("batching") or {}
+        except (httpx.HTTPError, ValueError, KeyError):
+            batching = {}
+        if batching.get("max_batch_size") == size:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"max_batch_size={size} was not applied in time")
+
+
+def measure(
+    args: argparse.Namespace,
+    embed: Callable[[list[str]], Any],
+    texts: list[str],
+    console: Console,
+) -> tuple[list[Row], list[Row]]:
+    """Raw and Serve rows; per batch size raw is measured just before and just after Serve.
+
+    On a host whose load changes, the mean of the two keeps the ratio fair.
+    """
     from ray import serve
 
     from controller.demo.local_ray import free_port, local_ray
     from controller.transports.ray_dashboard import RayDashboardClient
 
-    rows = []
+    raw: list[Row] = []
+    rows: list[Row] = []
     num_gpus = 1 if args.device == "cuda" else 0
     with local_ray(num_cpus=args.ray_cpus, dashboard_port=free_port()) as head:
         if num_gpus:
@@ -226,6 +257,9 @@ def measure_serve(args: argparse.Namespace, texts: list[str], console: Console) 
             for size in args.batch_sizes:
                 client.put_applications(serve_config(args, size, http_port))
                 wait_until_running(client)
+                wait_for_batch_size(f"http://127.0.0.1:{http_port}/versions", size)
+                raw += measure_raw(embed, [size], texts, args.seconds)
+                console.print(f"raw batch={size}: {raw[-1].inputs_per_s:.0f} inputs/s")
                 for inputs in args.inputs_per_request:
                     for concurrency in args.concurrency:
                         rows.append(measure_point(args, url, size, concurrency, inputs, texts))
@@ -233,9 +267,11 @@ def measure_serve(args: argparse.Namespace, texts: list[str], console: Console) 
                             f"serve max_batch_size={size} clients={concurrency} "
                             f"inputs/request={inputs}: {rows[-1].inputs_per_s:.0f} inputs/s"
                         )
+                raw += measure_raw(embed, [size], texts, args.seconds)
+                console.print(f"raw batch={size} again: {raw[-1].inputs_per_s:.0f} inputs/s")
         finally:
             client.close()
-    return rows
+    return raw, rows
 
 
 def measure_point(
@@ -267,11 +303,20 @@ def _ray_gpus() -> float:
     return float(ray.cluster_resources().get("GPU", 0))
 
 
+def _raw_means(raw: list[Row]) -> dict[int, float]:
+    """Mean raw throughput per batch size (over the before and after measurements)."""
+    sizes = sorted({row.max_batch_size for row in raw})
+    return {
+        size: statistics.mean(r.inputs_per_s for r in raw if r.max_batch_size == size)
+        for size in sizes
+    }
+
+
 def _ratios(raw: list[Row], served: list[Row]) -> dict[str, Any]:
     best: dict[int, float] = {}
     for row in served:
         best[row.max_batch_size] = max(best.get(row.max_batch_size, 0.0), row.inputs_per_s)
-    raw_by_size = {row.max_batch_size: row.inputs_per_s for row in raw}
+    raw_by_size = _raw_means(raw)
     largest, smallest = max(best), min(best)
     return {
         "serve_best_inputs_per_s": best,
@@ -287,7 +332,7 @@ def summarize(raw: list[Row], served: list[Row]) -> dict[str, Any]:
     shapes = sorted({row.inputs_per_request for row in served})
     return {
         **_ratios(raw, served),
-        "raw_inputs_per_s": {row.max_batch_size: row.inputs_per_s for row in raw},
+        "raw_inputs_per_s": _raw_means(raw),
         "by_inputs_per_request": {
             k: _ratios(raw, [r for r in served if r.inputs_per_request == k]) for k in shapes
         },
@@ -358,10 +403,10 @@ def plot(rows: list[Row], path: Path) -> None:
                 if r.max_batch_size == size and r.inputs_per_request == inputs
             )
             line = axis.plot(*zip(*points, strict=True), marker="o", label=f"serve, batch {size}")
-            raw = [r.inputs_per_s for r in rows if r.mode == "raw" and r.max_batch_size == size]
-            if raw:
+            raw = _raw_means([r for r in rows if r.mode == "raw"]).get(size)
+            if raw is not None:
                 color = line[0].get_color()
-                axis.axhline(raw[0], linestyle="--", color=color, label=f"raw, batch {size}")
+                axis.axhline(raw, linestyle="--", color=color, label=f"raw, batch {size}")
         axis.set_xscale("log", base=2)
         axis.set_xlabel("concurrent clients")
         axis.set_ylabel("inputs / s")
@@ -428,11 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     set_torch_threads(args.threads or None)
     spec = VersionSpec(name="v1", model=args.model, device=args.device, dtype=args.dtype)
     embedder = Embedder.load(spec)
-    raw = measure_raw(embedder.embed, args.batch_sizes, texts, args.seconds)
-    for row in raw:
-        console.print(f"raw batch={row.max_batch_size}: {row.inputs_per_s:.0f} inputs/s")
-    del embedder
-    served = measure_serve(args, texts, console)
+    raw, served = measure(args, embedder.embed, texts, console)
     rows = raw + served
     summary = summarize(raw, served)
     print_report(console, rows, summary)
