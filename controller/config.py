@@ -55,7 +55,9 @@ class ScalingConfig(_Strict):
     target_utilization: float = Field(default=0.7, gt=0, le=1)
     """Fraction of a replica's measured capacity to plan for."""
     capacity_rps_per_replica: float | None = Field(default=None, gt=0)
-    """Initial per-replica capacity (req/s) until one is measured."""
+    """Prior per-replica capacity (req/s): the start, and the anchor of a measured one."""
+    capacity_half_life_s: float = Field(default=1800, gt=0)
+    """A measured capacity moves half way back to the prior in this time."""
     forecast_window_s: float = Field(default=60, gt=0)
     upscale_delay_s: float = Field(default=0, ge=0)
     downscale_delay_s: float = Field(default=60, ge=0)

@@ -34,7 +34,13 @@ class VersionScalingState(TypedDict, total=False):
     capacity_rps: float
     """Requests per second one replica serves within the SLO, as far as is known."""
     capacity_kind: str
-    """configured | measured | proven (a lower bound: a load seen served within the SLO)."""
+    """measured | proven (a lower bound: a load seen served within the SLO)."""
+    capacity_at: str
+    """When `capacity_rps` was last learned or relaxed towards the prior."""
+    running_seen: int
+    """Running replicas at the last tick (a change means replicas drain or join)."""
+    unsettled_at: str
+    """The last tick with replicas starting or changing, or a latency breach."""
     pending: PendingChange
     idle_since: str
     """Since when the version has seen neither requests nor queue."""
