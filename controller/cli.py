@@ -211,7 +211,7 @@ def demo(
     ] = 170.0,
     rate_scale: Annotated[
         float, typer.Option(help="Fraction of the trace's requests sent.")
-    ] = 0.12,
+    ] = 0.08,
     trace: Annotated[Path | None, typer.Option(help="Trace CSV (default: the shared one).")] = None,
 ) -> None:
     """Run the embedded default: local Ray, the serve app, the daemon and a replayed trace."""

@@ -39,7 +39,7 @@ class DemoOptions:
     trace: Path | None = None
     replay_s: float = 170.0
     """Length of the replay: the whole trace, time-compressed to this many seconds."""
-    rate_scale: float = 0.12
+    rate_scale: float = 0.08
     """Fraction of the trace's requests sent (after time compression)."""
     candidate_at: float = 0.25
     """Fraction of the replay after which the candidate version is declared."""
