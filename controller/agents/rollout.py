@@ -403,6 +403,14 @@ class _Tick:
                     reason = f"draining: the router still sends {v} {share}%"
                     self.out.append(ReplicaFloor(self.app.name, v, count, AGENT, reason))
                 continue
+            if vs.queue_length:
+                # Requests still queued there would fail with their replicas: the drain
+                # clock starts only once they are done.
+                draining[v] = to_iso(self.now)
+                if count:
+                    reason = f"draining: {vs.queue_length:.0f} requests still in flight at {v}"
+                    self.out.append(ReplicaFloor(self.app.name, v, count, AGENT, reason))
+                continue
             since = draining.setdefault(v, to_iso(self.now))
             quiet = seconds_since(since, self.now) or 0.0
             if quiet < self.cfg.drain_s:

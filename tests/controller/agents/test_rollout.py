@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from controller.config import GovernorConfig
 from controller.decide import current_stable, decide, rollout_view
 from controller.decisions import ReplicaFloor, ReplicaProposal, WeightProposal
 from controller.snapshot import OperatorCommand
-from tests.controller.fleet import CanaryWorld, Loop, app_doc, fleet, make_config
+from tests.controller.fleet import (
+    T0,
+    CanaryWorld,
+    Loop,
+    app_doc,
+    fleet,
+    make_config,
+    snapshot,
+    version,
+)
 
 APP = "embed"
 
@@ -225,3 +235,23 @@ def test_a_blind_tick_keeps_the_promoted_weights_and_still_takes_an_abort() -> N
     decision = decide(fleet(now=loop.now, commands=[command]), loop.states, config)
     assert decision.plan.weights_for(APP) == {"v1": 100, "v2": 0}
     assert rollout_view(decision.states, config.app(APP))["phase"] == "aborted"
+
+
+def test_a_retired_version_is_not_scaled_down_while_requests_are_in_flight_there() -> None:
+    config = make_config(app_doc(min_replicas=0, rollout={"drain_s": 10}))
+    states: dict[str, Any] = {}
+    t = T0
+    plans = []
+    for queue in (40.0, 25.0, 3.0, 0.0, 0.0, 0.0, 0.0):
+        snap = snapshot(
+            version(name="v1", replicas=2),
+            version(name="v2", replicas=2, rate=0.0, p95_ms=None, queue_length=queue),
+            weights={"v1": 100, "v2": 0},
+            now=t,
+        )
+        decision = decide(snap, states, config)
+        states = decision.states
+        plans.append(decision.plan.replicas_for(APP, "v2"))
+        t += timedelta(seconds=5)
+    # In flight for three ticks; retired drain_s (10 s) after the last tick that saw any.
+    assert plans == [2, 2, 2, 2, 0, 0, 0], plans
