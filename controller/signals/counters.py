@@ -21,8 +21,6 @@ class VersionCounters:
     requests: float = 0.0
     errors: float = 0.0
     latency_buckets: dict[float, float] = field(default_factory=dict)
-    input_tokens: float = 0.0
-    output_tokens: float = 0.0
 
 
 @dataclass
@@ -73,10 +71,6 @@ def _add(fleet: FleetCounters, name: str, labels: dict[str, str], value: float) 
         fleet.versions.setdefault(key, VersionCounters()).requests += value
     elif name == m.ERRORS:
         fleet.versions.setdefault(key, VersionCounters()).errors += value
-    elif name == m.INPUT_TOKENS:
-        fleet.versions.setdefault(key, VersionCounters()).input_tokens += value
-    elif name == m.OUTPUT_TOKENS:
-        fleet.versions.setdefault(key, VersionCounters()).output_tokens += value
     elif name == m.LATENCY_BUCKET and "le" in labels:
         le = math.inf if labels["le"] in ("+Inf", "inf", "Inf") else float(labels["le"])
         buckets = fleet.versions.setdefault(key, VersionCounters()).latency_buckets
@@ -96,8 +90,6 @@ class VersionWindow:
     requests: float
     errors: float
     histogram: LatencyHistogram | None
-    input_tokens: float
-    output_tokens: float
 
 
 def version_window(
@@ -121,8 +113,6 @@ def version_window(
         requests=_increase(new.requests, base.requests),
         errors=_increase(new.errors, base.errors),
         histogram=histogram,
-        input_tokens=_increase(new.input_tokens, base.input_tokens),
-        output_tokens=_increase(new.output_tokens, base.output_tokens),
     )
 
 
