@@ -68,13 +68,28 @@ class VersionSnapshot:
     error_count: float | None = None
     latency_histogram: LatencyHistogram | None = None
     queue_length: float | None = None
-    """Requests ongoing or queued at this version's replicas."""
+    """Requests ongoing or queued at this version (its replicas and the router's queue)."""
     batch_size: float | None = None
     """Mean observed batch size."""
     startup_s: float | None = None
     """Measured replica start-up (model load) time."""
     ttft_ms: float | None = None
+    """Generation: p95 time to first token over the window."""
     tpot_ms: float | None = None
+    """Generation: p95 time per output token over the window."""
+    prompt_token_rate: float | None = None
+    """Prompt (input) tokens per second of the requests this version answered."""
+    output_token_rate: float | None = None
+    """Generated tokens per second of the requests this version answered."""
+
+    @property
+    def heading_to(self) -> int | None:
+        """The replica count the version is heading to: its target, else running + starting."""
+        if self.target_replicas is not None:
+            return self.target_replicas
+        if self.running_replicas is None:
+            return None
+        return self.running_replicas + (self.starting_replicas or 0)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ class DeploymentCounters:
     batched_inputs: float = 0.0
     batch_count: float = 0.0
     ongoing: float = 0.0
+    input_tokens: float = 0.0
+    output_tokens: float = 0.0
 
 
 @dataclass
@@ -38,6 +40,15 @@ class FleetCounters:
 
     versions: dict[tuple[str, str], VersionCounters] = field(default_factory=dict)
     deployments: dict[tuple[str, str], DeploymentCounters] = field(default_factory=dict)
+
+
+_DEPLOYMENT_FIELDS = {
+    m.ONGOING: "ongoing",
+    m.BATCHED_INPUTS: "batched_inputs",
+    m.BATCH_SIZE_COUNT: "batch_count",
+    m.INPUT_TOKENS: "input_tokens",
+    m.OUTPUT_TOKENS: "output_tokens",
+}
 
 
 def parse_expositions(texts: Iterable[str]) -> FleetCounters:
@@ -52,16 +63,12 @@ def parse_expositions(texts: Iterable[str]) -> FleetCounters:
 
 def _add(fleet: FleetCounters, name: str, labels: dict[str, str], value: float) -> None:
     app = labels.get(m.APP_LABEL, "")
-    if name in (m.ONGOING, m.BATCHED_INPUTS, m.BATCH_SIZE_COUNT):
+    field_name = _DEPLOYMENT_FIELDS.get(name)
+    if field_name is not None:
         dep = fleet.deployments.setdefault(
             (app, labels.get(m.DEPLOYMENT_LABEL, "")), DeploymentCounters()
         )
-        if name == m.ONGOING:
-            dep.ongoing += value
-        elif name == m.BATCHED_INPUTS:
-            dep.batched_inputs += value
-        else:
-            dep.batch_count += value
+        setattr(dep, field_name, getattr(dep, field_name) + value)
         return
     version = labels.get(m.VERSION_LABEL)
     if version is None:
@@ -77,8 +84,8 @@ def _add(fleet: FleetCounters, name: str, labels: dict[str, str], value: float) 
         buckets[le] = buckets.get(le, 0.0) + value
 
 
-def _increase(new: float, old: float) -> float:
-    # A counter that went down was reset (a replica restarted): count from zero.
+def increase(new: float, old: float) -> float:
+    """The growth of a counter between two reads (one that went down restarted from 0)."""
     return new - old if new >= old else new
 
 
@@ -101,7 +108,7 @@ def version_window(
     if new.latency_buckets:
         bounds = tuple(sorted(new.latency_buckets))
         counts = tuple(
-            _increase(new.latency_buckets[b], base.latency_buckets.get(b, 0.0)) for b in bounds
+            increase(new.latency_buckets[b], base.latency_buckets.get(b, 0.0)) for b in bounds
         )
         # Per-bucket resets can break monotonicity; keep the cumulative shape.
         fixed: list[float] = []
@@ -110,8 +117,8 @@ def version_window(
         histogram = LatencyHistogram(bounds_ms=bounds, counts=tuple(fixed))
     return VersionWindow(
         seconds=seconds,
-        requests=_increase(new.requests, base.requests),
-        errors=_increase(new.errors, base.errors),
+        requests=increase(new.requests, base.requests),
+        errors=increase(new.errors, base.errors),
         histogram=histogram,
     )
 

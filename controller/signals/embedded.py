@@ -18,10 +18,12 @@ from controller.signals.counters import (
     ScrapeHistory,
     VersionCounters,
     VersionWindow,
+    increase,
     parse_expositions,
     version_window,
 )
 from controller.signals.replicas import ReplicaStartTracker, replica_counts
+from controller.signals.window import CounterWindow, window_fields
 from controller.snapshot import AppSnapshot, ClusterSnapshot, Snapshot, VersionSnapshot
 from controller.transports.ray_dashboard import RayDashboardClient, fetch_text
 
@@ -159,6 +161,24 @@ class EmbeddedSource:
         )
 
 
+def _counter_window(
+    window: VersionWindow, dep_now: DeploymentCounters | None, dep_old: DeploymentCounters | None
+) -> CounterWindow:
+    """The router's per-version counters joined with the model deployment's own."""
+    if dep_now is None or dep_old is None:
+        return CounterWindow(window.seconds, window.requests, window.errors, window.histogram)
+    return CounterWindow(
+        seconds=window.seconds,
+        requests=window.requests,
+        errors=window.errors,
+        latency=window.histogram,
+        prompt_tokens=increase(dep_now.input_tokens, dep_old.input_tokens),
+        output_tokens=increase(dep_now.output_tokens, dep_old.output_tokens),
+        batches=increase(dep_now.batch_count, dep_old.batch_count),
+        batched_inputs=increase(dep_now.batched_inputs, dep_old.batched_inputs),
+    )
+
+
 def _version(
     app: str,
     version: str,
@@ -179,23 +199,10 @@ def _version(
         # The status was read and the deployment is not there: it has no replicas.
         running, starting, target = 0, 0, 0
     fields: dict[str, Any] = {}
-    if window is not None and window.seconds > 0:
-        fields["request_rate"] = window.requests / window.seconds
-        fields["request_count"] = window.requests
-        fields["error_count"] = window.errors
-        fields["error_rate"] = window.errors / window.requests if window.requests > 0 else 0.0
-        if window.histogram is not None and window.histogram.total > 0:
-            h = window.histogram
-            fields["latency_histogram"] = h
-            fields["latency_p50_ms"] = h.quantile(0.50)
-            fields["latency_p95_ms"] = h.quantile(0.95)
-            fields["latency_p99_ms"] = h.quantile(0.99)
+    if window is not None:
+        fields = window_fields(_counter_window(window, dep_now, dep_old))
     if dep_now is not None:
         fields["queue_length"] = dep_now.ongoing
-        if dep_old is not None:
-            count = dep_now.batch_count - dep_old.batch_count
-            if count > 0:
-                fields["batch_size"] = (dep_now.batched_inputs - dep_old.batched_inputs) / count
     return VersionSnapshot(
         app=app,
         version=version,

@@ -1,8 +1,9 @@
 """The Prometheus signal source: PromQL over the HTTP query API, per application and version.
 
-Rates, latency quantiles, errors, queue and batch size come from Prometheus. Replica
-counts, weights and start-up times come from `replicas_from` (the embedded or KubeRay
-source) when one is given, else from Ray's replica-health and the router's weight series.
+Rates, latency quantiles, errors, queue, batch size and token rates come from Prometheus.
+Replica counts, weights and start-up times come from `replicas_from` (the embedded or
+KubeRay source) when one is given, else from Ray's replica-health and the router's weight
+series.
 A query that fails, answers nothing or answers with old samples leaves its fields missing
 and adds one line to `Snapshot.problems` naming the query and the reason.
 """
@@ -45,6 +46,8 @@ _METRIC_FIELDS = (
     "latency_histogram",
     "queue_length",
     "batch_size",
+    "prompt_token_rate",
+    "output_token_rate",
 )
 _FAILURE_LINE = re.compile(r"^prometheus query (?P<query>\S+) failed \((?P<reason>\w+)\): ")
 
@@ -222,7 +225,10 @@ class PrometheusSource:
         self, app: str, answers: dict[str, Series], failures: list[QueryFailure]
     ) -> dict[str, Series]:
         """The answers that hold series of `app`; a required query without any is a problem."""
-        optional = {self.queries.freshness.name, self.queries.error_rate.name}
+        # The error and output-token counters appear with their first increment: an
+        # application without errors, or serving an encoder, has no series of them.
+        q = self.queries
+        optional = {q.freshness.name, q.error_rate.name, q.output_token_rate.name}
         kept = {}
         for name, series in answers.items():
             if name in optional or any(key[0] == app for key in series):
@@ -270,6 +276,8 @@ def _version_fields(
         fields["latency_histogram"] = histogram
     fields["queue_length"] = _get(answers, q.queue, app, deployment)
     fields["batch_size"] = _get(answers, q.batch_size, app, deployment)
+    fields["prompt_token_rate"] = _get(answers, q.prompt_token_rate, app, deployment)
+    fields["output_token_rate"] = _get(answers, q.output_token_rate, app, deployment)
     return fields
 
 

@@ -51,6 +51,8 @@ class QuerySet:
     latency_buckets: Query
     queue: Query
     batch_size: Query
+    prompt_token_rate: Query
+    output_token_rate: Query
     replicas: Query
     weights: Query
     freshness: Query
@@ -65,6 +67,8 @@ class QuerySet:
             self.latency_buckets,
             self.queue,
             self.batch_size,
+            self.prompt_token_rate,
+            self.output_token_rate,
             self.replicas,
             self.weights,
         )
@@ -110,6 +114,12 @@ def build_queries(config: PrometheusConfig, apps: Sequence[str]) -> QuerySet:
             "batch_size",
             f"{rate(m.BATCHED_INPUTS, by_deployment)} / {rate(m.BATCH_SIZE_COUNT, by_deployment)}",
             by_deployment,
+        ),
+        prompt_token_rate=Query(
+            "prompt_token_rate", rate(m.INPUT_TOKENS, by_deployment), by_deployment
+        ),
+        output_token_rate=Query(
+            "output_token_rate", rate(m.OUTPUT_TOKENS, by_deployment), by_deployment
         ),
         replicas=Query(
             "replicas", f"sum by ({app}, {dep}) ({m.REPLICA_HEALTHY}{sel})", by_deployment

@@ -153,9 +153,9 @@ class Simulation:
         if self.profile.kind == "generation":
             ttft = (self.first[rid] - arrived) * 1000.0
             tpot = (now - self.first[rid]) * 1000.0 / (out - 1) if out > 1 else None
-            c.record((now - arrived) * 1000.0, ttft, tpot)
+            c.record((now - arrived) * 1000.0, ttft, tpot, self.prompt[rid], out)
         else:
-            c.record((now - arrived) * 1000.0, None, None)
+            c.record((now - arrived) * 1000.0, None, None, self.prompt[rid], 0)
         replica.accepted -= 1
         if replica.state == READY:
             queue = self.queues[replica.version]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from controller.config import AppConfig
+from controller.signals.window import CounterWindow, window_fields
 from controller.snapshot import (
     AppSnapshot,
     ClusterSnapshot,
@@ -52,12 +53,19 @@ class VersionCounters:
     tpot: list[float] = field(default_factory=lambda: [0.0] * len(TPOT_BOUNDS_MS))
     batch_sum: float = 0.0
     batch_count: float = 0.0
+    prompt_tokens: float = 0.0
+    output_tokens: float = 0.0
     ongoing_at_replicas: int = 0
     queued_at_router: int = 0
 
-    def record(self, latency_ms: float, ttft_ms: float | None, tpot_ms: float | None) -> None:
-        """Count one answered request with its latencies."""
+    def record(
+        self, latency_ms: float, ttft_ms: float | None, tpot_ms: float | None,
+        prompt_tokens: int = 0, output_tokens: int = 0,
+    ) -> None:
+        """Count one answered request with its latencies and tokens."""
         self.requests += 1
+        self.prompt_tokens += prompt_tokens
+        self.output_tokens += output_tokens
         self.latency[bisect.bisect_left(LATENCY_BOUNDS_MS, latency_ms)] += 1
         if ttft_ms is not None:
             self.ttft[bisect.bisect_left(TTFT_BOUNDS_MS, ttft_ms)] += 1
@@ -82,6 +90,8 @@ class Sample:
     tpot: tuple[float, ...]
     batch_sum: float
     batch_count: float
+    prompt_tokens: float
+    output_tokens: float
     ongoing_at_replicas: int
     queued_at_router: int
     running: int
@@ -107,7 +117,8 @@ class Observations:
             Sample(
                 t=t, requests=c.requests, errors=c.errors, latency=tuple(c.latency),
                 ttft=tuple(c.ttft), tpot=tuple(c.tpot), batch_sum=c.batch_sum,
-                batch_count=c.batch_count, ongoing_at_replicas=c.ongoing_at_replicas,
+                batch_count=c.batch_count, prompt_tokens=c.prompt_tokens,
+                output_tokens=c.output_tokens, ongoing_at_replicas=c.ongoing_at_replicas,
                 queued_at_router=c.queued_at_router, running=running, starting=starting,
                 target=target,
             )
@@ -122,6 +133,22 @@ class Observations:
         """The newest sample of `version` at or before `t`."""
         i = self.index_at(t)
         return self.samples[version][i] if i is not None else None
+
+
+def counter_window(new: Sample, old: Sample) -> CounterWindow:
+    """How one version's counters grew between two samples."""
+    return CounterWindow(
+        seconds=new.t - old.t,
+        requests=new.requests - old.requests,
+        errors=new.errors - old.errors,
+        latency=_histogram(LATENCY_BOUNDS_MS, new.latency, old.latency),
+        ttft=_histogram(TTFT_BOUNDS_MS, new.ttft, old.ttft),
+        tpot=_histogram(TPOT_BOUNDS_MS, new.tpot, old.tpot),
+        prompt_tokens=new.prompt_tokens - old.prompt_tokens,
+        output_tokens=new.output_tokens - old.output_tokens,
+        batches=new.batch_count - old.batch_count,
+        batched_inputs=new.batch_sum - old.batch_sum,
+    )
 
 
 def _histogram(bounds: tuple[float, ...], new: tuple[float, ...], old: tuple[float, ...]
@@ -181,30 +208,8 @@ def version_snapshot(
         new = samples[now_i]
         base_i = obs.index_at(seen - pipeline.window_s)
         old = samples[base_i if base_i is not None else 0]
-        seconds = new.t - old.t
-        fields["queue_length"] = float(new.ongoing_at_replicas)
-        if seconds > 0:
-            requests = new.requests - old.requests
-            errors = new.errors - old.errors
-            fields["request_rate"] = requests / seconds
-            fields["request_count"] = requests
-            fields["error_count"] = errors
-            fields["error_rate"] = errors / requests if requests > 0 else 0.0
-            hist = _histogram(LATENCY_BOUNDS_MS, new.latency, old.latency)
-            if hist is not None:
-                fields["latency_histogram"] = hist
-                fields["latency_p50_ms"] = hist.quantile(0.50)
-                fields["latency_p95_ms"] = hist.quantile(0.95)
-                fields["latency_p99_ms"] = hist.quantile(0.99)
-            ttft = _histogram(TTFT_BOUNDS_MS, new.ttft, old.ttft)
-            if ttft is not None:
-                fields["ttft_ms"] = ttft.quantile(0.95)
-            tpot = _histogram(TPOT_BOUNDS_MS, new.tpot, old.tpot)
-            if tpot is not None:
-                fields["tpot_ms"] = tpot.quantile(0.95)
-            batches = new.batch_count - old.batch_count
-            if batches > 0:
-                fields["batch_size"] = (new.batch_sum - old.batch_sum) / batches
+        fields = window_fields(counter_window(new, old))
+        fields["queue_length"] = float(new.ongoing_at_replicas + new.queued_at_router)
     return VersionSnapshot(
         app=app.name,
         version=version,

@@ -80,7 +80,10 @@ def _json(code: int, body: dict[str, Any]) -> httpx.Response:
 
 
 def healthy_answers(app: str, now_s: float) -> dict[str, Answer]:
-    """A fleet where v1 serves 10 req/s (1 error/s) with p95 about 180 ms and v2 serves nothing."""
+    """A fleet where v1 serves 10 req/s (1 error/s) with p95 about 180 ms and v2 serves nothing.
+
+    v1's requests read 12 prompt tokens and write 3 tokens each: 120 and 30 tokens per second.
+    """
     v1 = {"application": app, "version": "v1"}
     dep1 = {"application": app, "deployment": "model_v1"}
     dep2 = {"application": app, "deployment": "model_v2"}
@@ -95,6 +98,8 @@ def healthy_answers(app: str, now_s: float) -> dict[str, Answer]:
         "latency_buckets": [({**v1, "le": le}, c) for le, c in buckets],
         "queue": [(dep1, 3.0), (dep2, 0.0)],
         "batch_size": [(dep1, 4.0)],
+        "prompt_token_rate": [(dep1, 120.0)],
+        "output_token_rate": [(dep1, 30.0)],
         "replicas": [(dep1, 2.0), (dep2, 0.0)],
         "weights": [(v1, 100.0), ({"application": app, "version": "v2"}, 0.0)],
     }

@@ -37,6 +37,23 @@ def test_a_failed_latency_query_leaves_latency_missing_and_names_itself(
     assert line.startswith(f"prometheus query latency_p95 failed ({reason}): ")
 
 
+@pytest.mark.parametrize(
+    ("query", "prompt", "output"),
+    [("prompt_token_rate", None, 30.0), ("output_token_rate", 120.0, None)],
+)
+def test_a_failed_token_query_leaves_only_its_rate_missing(
+    query: str, prompt: float | None, output: float | None
+) -> None:
+    source, fake, _ = make()
+    fake.fail[query] = "500"
+    snap = source.observe()
+    v1 = snap.version("embed", "v1")
+    assert v1 is not None
+    assert (v1.prompt_token_rate, v1.output_token_rate) == (prompt, output)
+    assert v1.request_rate == 10.0 and v1.batch_size == 4.0
+    assert query_failures(snap.problems) == [(query, "http_error")]
+
+
 def test_an_unreachable_server_is_asked_once_and_every_field_is_missing() -> None:
     source, fake, _ = make()
     fake.fail["*"] = "timeout"
@@ -44,12 +61,14 @@ def test_an_unreachable_server_is_asked_once_and_every_field_is_missing() -> Non
     assert fake.asked == ["freshness"]
     v1 = snap.version("embed", "v1")
     assert v1 is not None
-    for field in ("request_rate", "error_rate", "latency_p95_ms", "queue_length", "batch_size"):
+    missing = ("request_rate", "error_rate", "latency_p95_ms", "queue_length", "batch_size")
+    for field in (*missing, "prompt_token_rate", "output_token_rate"):
         assert getattr(v1, field) is None, field
     assert v1.running_replicas == 2
     failed = query_failures(snap.problems)
     assert {r for _, r in failed} == {"timeout"}
-    assert {q for q, _ in failed} >= {"request_rate", "latency_p95", "queue", "batch_size"}
+    asked_later = {"request_rate", "latency_p95", "queue", "batch_size"}
+    assert {q for q, _ in failed} >= {*asked_later, "prompt_token_rate", "output_token_rate"}
     assert any("not asked" in p for p in snap.problems)
 
 
@@ -57,24 +76,34 @@ def test_an_empty_answer_is_missing_not_zero() -> None:
     source, fake, _ = make()
     fake.answers["request_rate"] = []
     fake.answers["queue"] = []
+    fake.answers["prompt_token_rate"] = []
     snap = source.observe()
     v1 = snap.version("embed", "v1")
     assert v1 is not None
     assert v1.request_rate is None and v1.request_count is None and v1.error_rate is None
-    assert v1.queue_length is None
-    assert v1.latency_p95_ms == 180.0
+    assert v1.queue_length is None and v1.prompt_token_rate is None
+    assert v1.latency_p95_ms == 180.0 and v1.output_token_rate == 30.0
     failed = query_failures(snap.problems)
-    assert ("request_rate", "empty") in failed and ("queue", "empty") in failed
+    assert sorted(failed) == [
+        ("prompt_token_rate", "empty"),
+        ("queue", "empty"),
+        ("request_rate", "empty"),
+    ]
     assert any("no series for application embed" in p for p in snap.problems)
 
 
 def test_an_answer_evaluated_too_long_ago_is_stale() -> None:
     source, fake, _ = make(max_sample_age_s=60)
     fake.eval_age_s["batch_size"] = 120
+    fake.eval_age_s["output_token_rate"] = 120
     snap = source.observe()
     v1 = snap.version("embed", "v1")
     assert v1 is not None and v1.batch_size is None and v1.request_rate == 10.0
-    assert ("batch_size", "stale") in query_failures(snap.problems)
+    assert v1.output_token_rate is None and v1.prompt_token_rate == 120.0
+    assert query_failures(snap.problems) == [
+        ("batch_size", "stale"),
+        ("output_token_rate", "stale"),
+    ]
 
 
 def test_an_application_whose_newest_sample_is_old_has_every_metric_missing() -> None:
@@ -84,6 +113,7 @@ def test_an_application_whose_newest_sample_is_old_has_every_metric_missing() ->
     v1 = snap.version("embed", "v1")
     assert v1 is not None
     assert v1.request_rate is None and v1.latency_p95_ms is None and v1.queue_length is None
+    assert v1.prompt_token_rate is None and v1.output_token_rate is None
     assert v1.running_replicas == 2
     assert query_failures(snap.problems) == [("freshness", "stale")]
     assert "newest sample is 300s old" in snap.problems[-1]

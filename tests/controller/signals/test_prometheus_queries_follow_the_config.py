@@ -7,6 +7,7 @@ import pytest
 from controller.config import PrometheusSource as PrometheusConfig
 from controller.errors import ConfigError
 from controller.signals.promql import build_queries, duration_seconds
+from tests.controller.promql_names import exported_names, metric_names_in
 from tests.controller.sample_config import governor_config
 
 
@@ -27,6 +28,44 @@ def test_default_queries_read_the_data_plane_series_per_application_and_version(
     assert len({query.name for query in q.all()}) == len(q.all())
 
 
+def test_token_rates_are_read_per_deployment_like_the_batch_size() -> None:
+    q = build_queries(PrometheusConfig(), ["chat"])
+    sel = '{application=~"chat"}'
+    assert q.prompt_token_rate.expr == (
+        f"sum by (application, deployment) (rate(ray_governor_input_tokens_total{sel}[1m]))"
+    )
+    assert q.output_token_rate.expr == (
+        f"sum by (application, deployment) (rate(ray_governor_output_tokens_total{sel}[1m]))"
+    )
+    assert q.prompt_token_rate.by == q.output_token_rate.by == ("application", "deployment")
+
+
+def test_every_query_runs_once_freshness_first_then_router_then_model_then_replicas() -> None:
+    names = [query.name for query in build_queries(PrometheusConfig(), ["embed"]).all()]
+    assert names == [
+        "freshness",
+        "request_rate",
+        "error_rate",
+        "latency_p50",
+        "latency_p95",
+        "latency_p99",
+        "latency_buckets",
+        "queue",
+        "batch_size",
+        "prompt_token_rate",
+        "output_token_rate",
+        "replicas",
+        "weights",
+    ]
+
+
+def test_every_query_reads_only_series_the_project_exports() -> None:
+    exported = exported_names()
+    for query in build_queries(PrometheusConfig(), ["embed"]).all():
+        names = metric_names_in(query.expr)
+        assert names and names <= exported, f"{query.name}: {names - exported}"
+
+
 def test_labels_job_matchers_and_window_are_configurable() -> None:
     config = PrometheusConfig(
         app_label="app",
@@ -43,6 +82,9 @@ def test_labels_job_matchers_and_window_are_configurable() -> None:
     )
     assert q.error_rate.by == ("app", "model_version")
     assert q.batch_size.by == ("app", "dep")
+    assert q.output_token_rate.expr == (
+        f"sum by (app, dep) (rate(ray_governor_output_tokens_total{sel}[2m]))"
+    )
     assert all(sel in query.expr for query in q.all())
 
 

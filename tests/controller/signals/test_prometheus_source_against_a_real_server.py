@@ -29,6 +29,9 @@ pytestmark = pytest.mark.prometheus
 BUCKETS_MS = (10.0, 25.0, 50.0, 100.0, 200.0, 400.0)
 LATENCIES_MS = (8.0, 20.0, 30.0, 45.0, 60.0, 80.0, 90.0, 150.0, 160.0, 300.0)
 RATE = 20.0
+PROMPT_TOKENS = 12
+OUTPUT_TOKENS = 3
+"""Tokens each request reads and writes: the model counts them per batch of 4 requests."""
 
 
 class StandInExporter:
@@ -45,6 +48,8 @@ class StandInExporter:
         model = ["application", "deployment", "version"]
         self.batch = Histogram("ray_governor_batch_size", "", model, registry=r)
         self.batched = Counter("ray_governor_batched_inputs", "", model, registry=r)
+        self.input_tokens = Counter("ray_governor_input_tokens", "", model, registry=r)
+        self.output_tokens = Counter("ray_governor_output_tokens", "", model, registry=r)
         self.ongoing = Gauge(
             "ray_serve_num_ongoing_requests_at_replicas",
             "",
@@ -79,6 +84,8 @@ class StandInExporter:
             if i % 4 == 3:
                 self.batch.labels("embed", "model_v1", "v1").observe(4)
                 self.batched.labels("embed", "model_v1", "v1").inc(4)
+                self.input_tokens.labels("embed", "model_v1", "v1").inc(4 * PROMPT_TOKENS)
+                self.output_tokens.labels("embed", "model_v1", "v1").inc(4 * OUTPUT_TOKENS)
             self.sent += 1
 
     def close(self) -> None:
@@ -138,10 +145,18 @@ def test_the_source_reads_rates_quantiles_and_gauges_from_a_real_prometheus(flee
     assert isinstance(v1.latency_histogram, LatencyHistogram)
     assert v1.latency_histogram.bounds_ms[-1] == float("inf")
     assert (v1.queue_length, v1.batch_size, v1.running_replicas) == (3.0, 4.0, 2)
+    prompt, output, requests = v1.prompt_token_rate, v1.output_token_rate, v1.request_rate
+    assert prompt is not None and output is not None and requests is not None
+    assert prompt == pytest.approx(RATE * PROMPT_TOKENS, rel=0.1)
+    assert output == pytest.approx(RATE * OUTPUT_TOKENS, rel=0.1)
+    # One scrape reads the router's and the model's counters: their rates agree to a batch.
+    assert prompt / requests == pytest.approx(PROMPT_TOKENS, rel=0.05)
+    assert output / requests == pytest.approx(OUTPUT_TOKENS, rel=0.05)
     app = snap.app("embed")
     assert app is not None and app.weights == {"v1": 100, "v2": 0}
     v2 = snap.version("embed", "v2")
     assert v2 is not None and v2.request_rate == 0.0 and v2.latency_p95_ms is None
+    assert v2.prompt_token_rate is None and v2.output_token_rate is None
 
 
 def test_a_silent_exporter_then_a_stopped_server_leave_fields_missing(fleet: Fleet) -> None:

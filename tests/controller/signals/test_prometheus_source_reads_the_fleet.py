@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from controller.signals.prometheus import PrometheusSource
+from controller.signals.prometheus import PrometheusSource, query_failures
 from controller.snapshot import AppSnapshot, Snapshot, VersionSnapshot
 from tests.controller.clock import ManualClock
 from tests.controller.sample_config import governor_config
@@ -30,6 +30,7 @@ class ReplicaSource:
         v1 = VersionSnapshot(
             "embed", "v1", "model_v1", running_replicas=2, starting_replicas=1,
             target_replicas=3, request_rate=999.0, startup_s=12.0,
+            prompt_token_rate=999.0, output_token_rate=999.0,
         )  # fmt: skip
         v2 = VersionSnapshot("embed", "v2", "model_v2", running_replicas=0, target_replicas=0)
         app = AppSnapshot("embed", (v1, v2), weights={"v1": 90, "v2": 10}, status="RUNNING")
@@ -67,6 +68,7 @@ def test_rates_quantiles_and_errors_come_from_promql() -> None:
     assert (v1.latency_p50_ms, v1.latency_p95_ms, v1.latency_p99_ms) == (75.0, 180.0, 196.0)
     assert v1.queue_length == 3.0
     assert v1.batch_size == 4.0
+    assert (v1.prompt_token_rate, v1.output_token_rate) == (120.0, 30.0)
     hist = v1.latency_histogram
     assert hist is not None
     assert hist.bounds_ms == (50.0, 100.0, 200.0, math.inf)
@@ -95,14 +97,18 @@ def test_a_version_without_series_has_served_nothing_and_has_no_latency() -> Non
     assert v2.latency_histogram is None
     assert v2.queue_length == 0.0
     assert v2.batch_size is None
+    assert v2.prompt_token_rate is None and v2.output_token_rate is None
 
 
 def test_the_rates_of_the_replica_source_never_leak_into_the_snapshot() -> None:
     source, fake, _ = make()
     fake.fail["request_rate"] = "500"
+    fake.fail["prompt_token_rate"] = "500"
+    fake.answers["output_token_rate"] = []
     v1 = source.observe().version("embed", "v1")
     assert v1 is not None
     assert v1.request_rate is None
+    assert v1.prompt_token_rate is None and v1.output_token_rate is None
     assert v1.running_replicas == 2
 
 
@@ -126,3 +132,25 @@ def test_no_error_series_means_no_errors_yet() -> None:
     v1 = snap.version("embed", "v1")
     assert v1 is not None and v1.error_rate == 0.0 and v1.error_count == 0.0
     assert snap.problems == ("serve status: slow",)
+
+
+def test_no_output_token_series_means_an_encoder_and_is_no_problem() -> None:
+    source, fake, _ = make()
+    fake.answers["output_token_rate"] = []
+    snap = source.observe()
+    v1 = snap.version("embed", "v1")
+    assert v1 is not None
+    assert v1.prompt_token_rate == 120.0 and v1.output_token_rate is None
+    assert snap.problems == ("serve status: slow",)
+
+
+def test_token_rates_of_another_application_are_not_this_ones() -> None:
+    source, fake, _ = make()
+    chat = {"application": "chat", "deployment": "model_v1"}
+    fake.answers["prompt_token_rate"] = [(chat, 500.0)]
+    fake.answers["output_token_rate"] = [(chat, 80.0)]
+    snap = source.observe()
+    v1 = snap.version("embed", "v1")
+    assert v1 is not None
+    assert v1.prompt_token_rate is None and v1.output_token_rate is None
+    assert query_failures(snap.problems) == [("prompt_token_rate", "empty")]
