@@ -1,14 +1,22 @@
-"""Request traces in the Azure LLM inference format: parse, validate, scale, slice.
+"""Request traces: parse, validate, scale, slice.
 
-A trace file is CSV with the columns `TIMESTAMP, ContextTokens, GeneratedTokens`
-(`2023-11-16 18:15:46.6805900,374,44`), sorted by time. A row that cannot be used is
-refused with its line number and the reason; nothing is guessed.
+Two file formats are read, picked by the file's extension:
+
+- Azure LLM inference CSV (any extension but `.jsonl`): the columns `TIMESTAMP,
+  ContextTokens, GeneratedTokens` (`2023-11-16 18:15:46.6805900,374,44`), sorted by time.
+- Mooncake JSONL (`.jsonl`): one JSON object a line with `timestamp` (milliseconds from
+  the start, sorted), `input_length` and `output_length` (tokens) and optionally
+  `hash_ids` (a list; not used). Its rows carry no date: timestamp 0 is `MOONCAKE_EPOCH`.
+
+A row that cannot be used is refused with its 1-based line number and the reason;
+nothing is guessed.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,13 +26,20 @@ import numpy as np
 from controller.sim.errors import SimInputError, TraceError
 
 COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
+MOONCAKE_KEYS = ("timestamp", "input_length", "output_length")
+MOONCAKE_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+"""Wall-clock time of timestamp 0 in a Mooncake trace (its rows carry no date)."""
 DEFAULT_TRACE = Path("../shared/traces/AzureLLMInferenceTrace_conv.csv")
 """The shared conversation trace, relative to the repository root."""
 
 
 @dataclass(frozen=True, eq=False)
 class Trace:
-    """Requests as parallel arrays: arrival second (from the first request), tokens in/out."""
+    """Requests as parallel arrays: arrival second (from `start`), tokens in/out.
+
+    A recorded trace starts at its first request; a generated one at the start of its
+    schedule, which may come a little before the first request.
+    """
 
     arrival_s: np.ndarray
     prompt_tokens: np.ndarray
@@ -118,14 +133,83 @@ def parse_trace(text: str, source: str = "<trace>") -> Trace:
     )
 
 
+def _json_kind(value: object) -> str:
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "true or false",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def _mooncake_row(text: str, source: str, line: int) -> dict[str, object]:
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise TraceError(source, line, f"not JSON: {err.msg} at column {err.colno}") from None
+    if not isinstance(row, dict):
+        raise TraceError(source, line, f"expected a JSON object, got {_json_kind(row)}")
+    missing = [k for k in MOONCAKE_KEYS if k not in row]
+    if missing:
+        raise TraceError(source, line, f"missing key(s) {', '.join(missing)}")
+    if "hash_ids" in row and not isinstance(row["hash_ids"], list):
+        raise TraceError(source, line, f"hash_ids is {_json_kind(row['hash_ids'])}, not a list")
+    return row
+
+
+def _whole(value: object, key: str, source: str, line: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TraceError(source, line, f"{key} {value!r} is not a whole number")
+    if value < 0:
+        raise TraceError(source, line, f"{key} is negative ({value})")
+    return value
+
+
+def parse_mooncake(text: str, source: str = "<trace>") -> Trace:
+    """Parse Mooncake JSONL text, or raise TraceError naming the line and the reason."""
+    stamps: list[int] = []
+    prompts: list[int] = []
+    outputs: list[int] = []
+    for line, raw in enumerate(text.split("\n"), start=1):
+        if not raw.strip():
+            continue
+        row = _mooncake_row(raw, source, line)
+        ms = _whole(row["timestamp"], "timestamp", source, line)
+        if stamps and ms < stamps[-1]:
+            raise TraceError(
+                source,
+                line,
+                f"rows are not sorted by timestamp ({ms} ms is "
+                f"{stamps[-1] - ms} ms before the row above)",
+            )
+        stamps.append(ms)
+        prompts.append(_whole(row["input_length"], "input_length", source, line))
+        outputs.append(_whole(row["output_length"], "output_length", source, line))
+    if not stamps:
+        raise TraceError(source, 1, "the file has no requests")
+    ms_arr = np.asarray(stamps, dtype=np.int64)
+    return Trace(
+        arrival_s=(ms_arr - ms_arr[0]).astype(np.float64) / 1000.0,
+        prompt_tokens=np.asarray(prompts, dtype=np.int64),
+        output_tokens=np.asarray(outputs, dtype=np.int64),
+        start=MOONCAKE_EPOCH + timedelta(milliseconds=stamps[0]),
+        source=source,
+    )
+
+
 def load_trace(path: str | Path) -> Trace:
-    """Read and validate a trace file, or raise SimInputError/TraceError."""
+    """Read a trace file (Mooncake if `.jsonl`, else Azure CSV), or raise SimInputError."""
     p = Path(path)
     try:
         text = p.read_text()
     except OSError as err:
         raise SimInputError(f"{p}: cannot read the trace: {err.strerror or err}") from err
-    return parse_trace(text, str(p))
+    parse = parse_mooncake if p.suffix.lower() == ".jsonl" else parse_trace
+    return parse(text, str(p))
 
 
 def scale_trace(
