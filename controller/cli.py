@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from controller import prometheus_config
+from controller.calibration import command as calibrate_command
 from controller.clock import SystemClock
 from controller.config import GovernorConfig, load_config
 from controller.errors import ConfigError, GovernorError
@@ -231,6 +232,7 @@ def demo(
 
 
 app.command("simulate")(sim_command.simulate)
+app.command("calibrate")(calibrate_command.calibrate)
 
 
 def main() -> None:

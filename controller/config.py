@@ -49,15 +49,55 @@ class VersionConfig(_Strict):
         return self
 
 
+class WorkModel(_Strict):
+    """Replica-seconds one request costs at a replica's capacity within the SLO.
+
+    Work per request = per_request_s + per_prompt_token_s x prompt tokens +
+    per_output_token_s x output tokens; one replica does 1.0 replica-second of work per
+    second at the load where it just meets the SLO. Written by `governor calibrate`.
+    """
+
+    per_request_s: float = Field(ge=0)
+    per_prompt_token_s: float = Field(default=0, ge=0)
+    per_output_token_s: float = Field(default=0, ge=0)
+    reference_prompt_tokens: float = Field(default=0, ge=0)
+    """Tokens of a typical request of the calibration: costs requests when token rates are
+    not observed."""
+    reference_output_tokens: float = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _some_cost(self) -> WorkModel:
+        if self.reference_cost_s <= 0:
+            raise ValueError("a request of the reference mix must cost some work (all zero)")
+        return self
+
+    @property
+    def reference_cost_s(self) -> float:
+        """Work of one request of the reference mix."""
+        return (
+            self.per_request_s
+            + self.per_prompt_token_s * self.reference_prompt_tokens
+            + self.per_output_token_s * self.reference_output_tokens
+        )
+
+
 class ScalingConfig(_Strict):
     """How the scaling agent turns demand into replicas."""
 
     target_utilization: float = Field(default=0.7, gt=0, le=1)
-    """Fraction of a replica's measured capacity to plan for."""
+    """Fraction of a replica's capacity to plan for."""
+    calibration: str | None = None
+    """A `governor calibrate` file (relative to this config's folder): sets `work`."""
+    work: WorkModel | None = None
+    """What a request costs a replica: demand in work units carries across token mixes."""
+    in_flight_per_replica: float | None = Field(default=None, gt=0)
+    """Requests one replica holds at its capacity (from the calibration): sizes backlogs."""
     capacity_rps_per_replica: float | None = Field(default=None, gt=0)
-    """Prior per-replica capacity (req/s): the start, and the anchor of a measured one."""
+    """Optional seed without a calibration: every request costs 1/this replica-seconds."""
     capacity_half_life_s: float = Field(default=1800, gt=0)
-    """A measured capacity moves half way back to the prior in this time."""
+    """A learned capacity moves half way back to the calibrated one in this time."""
+    burst_memory_s: float = Field(default=3600, gt=0)
+    """How long observed demand (its rises and lulls) informs head-room and keep-warm."""
     forecast_window_s: float = Field(default=60, gt=0)
     upscale_delay_s: float = Field(default=0, ge=0)
     downscale_delay_s: float = Field(default=60, ge=0)
@@ -68,6 +108,15 @@ class ScalingConfig(_Strict):
     default_startup_s: float = Field(default=30, ge=0)
     scale_to_zero: bool = False
     idle_before_zero_s: float = Field(default=300, ge=0)
+
+    @property
+    def work_model(self) -> WorkModel | None:
+        """The calibrated work model, else one where a request costs 1/capacity_rps."""
+        if self.work is not None:
+            return self.work
+        if self.capacity_rps_per_replica is not None:
+            return WorkModel(per_request_s=1.0 / self.capacity_rps_per_replica)
+        return None
 
 
 class RolloutConfig(_Strict):
@@ -291,15 +340,84 @@ def parse_config(data: object, source: str = "<config>") -> GovernorConfig:
         raise ConfigError(format_validation_error(err, source)) from err
 
 
+def read_yaml(path: Path, what: str) -> object:
+    """The YAML document at `path`, or a ConfigError naming the file and what it was to be."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the {what}: {err.strerror or err}") from err
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+
+
 def load_config(path: str | Path) -> GovernorConfig:
     """Read and validate the daemon config at `path`, or raise ConfigError."""
     p = Path(path)
+    data = read_yaml(p, "config")
+    return parse_config(with_calibrations(data, p.parent, str(p)), str(p))
+
+
+def with_calibrations(data: object, folder: Path, source: str) -> object:
+    """The document with each app's `scaling.calibration` file read into `scaling.work`."""
+    if not isinstance(data, dict) or not isinstance(data.get("applications"), list):
+        return data
+    apps = []
+    for i, app in enumerate(data["applications"]):
+        scaling = app.get("scaling") if isinstance(app, dict) else None
+        ref = scaling.get("calibration") if isinstance(scaling, dict) else None
+        if isinstance(ref, str) and isinstance(app, dict) and isinstance(scaling, dict):
+            where = f"{source}: applications[{i}].scaling.calibration"
+            calibrated = read_calibration(folder / ref, where, app.get("slo"))
+            # A field set in the config wins over the calibration; a null one is unset.
+            scaling = {**calibrated, **{k: v for k, v in scaling.items() if v is not None}}
+            app = {**app, "scaling": scaling}
+        apps.append(app)
+    return {**data, "applications": apps}
+
+
+_CALIBRATED_SLO = {
+    "latency_ms": "latency_p95_ms",
+    "ttft_ms": "ttft_p95_ms",
+    "tpot_ms": "tpot_p95_ms",
+    "target_attainment": "target_attainment",
+}
+"""A calibration's SLO keys and the application SLO fields they must equal."""
+
+
+def _slo_mismatch(measured: object, slo: object) -> str | None:
+    """Which SLO target the calibration was measured under differs from the app's, if any."""
+    if not isinstance(measured, dict) or not isinstance(slo, dict):
+        return None
+    for key, field in _CALIBRATED_SLO.items():
+        value = measured.get(key)
+        mine = slo.get(field, SLO.model_fields[field].default)
+        numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (value, mine))
+        if numbers and float(value) != float(mine):  # type: ignore[arg-type]
+            return f"it was measured for slo.{field} {value}, the application's is {mine}"
+    return None
+
+
+def read_calibration(path: Path, where: str, slo: object = None) -> dict[str, object]:
+    """The scaling fields a calibration file sets (`work`, `in_flight_per_replica`).
+
+    A capacity holds for the SLO it was measured under only: a calibration made for other
+    targets is refused.
+    """
     try:
-        text = p.read_text()
-    except OSError as err:
-        raise ConfigError(f"{p}: cannot read the config: {err.strerror or err}") from err
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML: {err}") from err
-    return parse_config(data, str(p))
+        doc = read_yaml(path, "calibration")
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from err
+    if not isinstance(doc, dict) or not isinstance(doc.get("work"), dict):
+        raise ConfigError(
+            f"{where}: {path} has no `work` mapping (write it with governor calibrate)"
+        )
+    mismatch = _slo_mismatch(doc.get("slo"), slo)
+    if mismatch is not None:
+        raise ConfigError(f"{where}: {path} does not fit this application: {mismatch} "
+                          "(run governor calibrate again)")
+    fields: dict[str, object] = {"work": doc["work"]}
+    if doc.get("in_flight_per_replica") is not None:
+        fields["in_flight_per_replica"] = doc["in_flight_per_replica"]
+    return fields
