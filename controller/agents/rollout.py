@@ -22,7 +22,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from controller.agents.base import AgentState
-from controller.agents.scaling import observed_count
 from controller.agents.state import (
     HistogramCounts,
     RolloutAppState,
@@ -395,7 +394,7 @@ class _Tick:
             if v in serving or vs is None:
                 draining.pop(v, None)
                 continue
-            count = observed_count(vs) or 0
+            count = vs.heading_to or 0
             share = None if seen is None else seen.get(v, 0)
             if share:
                 draining.pop(v, None)

@@ -23,24 +23,47 @@ class PendingChange(TypedDict):
     """The most conservative recommendation seen while pending (min up, max down)."""
 
 
+class QueueReading(TypedDict):
+    """Requests waiting beyond what one version's replicas hold, as read at one tick."""
+
+    at: str
+    queue: float
+
+
 class VersionScalingState(TypedDict, total=False):
     """What the scaling agent remembers of one version."""
 
-    level_rps: float
-    """Smoothed demand (Holt level)."""
-    trend_rps_per_s: float
+    level: float
+    """Smoothed demand in work units (Holt level): replica-seconds of work per second."""
+    trend_per_s: float
     """Smoothed change of demand per second (Holt trend)."""
     observed_at: str
-    capacity_rps: float
-    """Requests per second one replica serves within the SLO, as far as is known."""
+    capacity: float
+    """Work units one replica does per second within the SLO (1.0 when calibrated right)."""
     capacity_kind: str
-    """measured | proven (a lower bound: a load seen served within the SLO)."""
+    """calibrated | measured | proven (a lower bound: a load seen served within the SLO)."""
     capacity_at: str
-    """When `capacity_rps` was last learned or relaxed towards the prior."""
+    """When `capacity` was last learned or relaxed towards the calibration."""
+    in_flight: float
+    """Requests one replica was seen holding while it met the SLO under load."""
     running_seen: int
     """Running replicas at the last tick (a change means replicas drain or join)."""
-    unsettled_at: str
-    """The last tick with replicas starting or changing, or a latency breach."""
+    changed_at: str
+    """The last tick at which the running replicas changed."""
+    changed_up: bool
+    """Whether that change added replicas."""
+    watched_since: str
+    """The first tick this version was observed at (nothing is learned before a window)."""
+    breached_at: str
+    """The last tick with a latency breach."""
+    queued_at: str
+    """The last tick with requests waiting beyond what the replicas hold."""
+    demand: list[float]
+    """Highest demand (work units) of each `window_s` bucket, oldest first."""
+    demand_at: str
+    """Start of the newest bucket of `demand`."""
+    queue: list[QueueReading]
+    """Recent readings of the backlog beyond what the replicas hold: its growth."""
     pending: PendingChange
     idle_since: str
     """Since when the version has seen neither requests nor queue."""

@@ -68,7 +68,7 @@ def test_decide_returns_the_plan_every_state_and_every_proposal() -> None:
     assert set(decision.states) == {"rollout", "scaling", "budget"}
     agents = {p.agent for p in decision.proposals}
     assert {"rollout", "scaling"} <= agents
-    assert decision.plan.replicas_for("embed", "v1") == 3, "60 req/s at 30 per replica x 70%"
+    assert decision.plan.replicas_for("embed", "v1") == 5, "60 req/s at 20 per replica x 70%: ceil(4.29)"
     json.dumps(decision.states, allow_nan=False)
 
 
