@@ -98,9 +98,21 @@ def find_app(config: GovernorConfig, name: str | None) -> AppConfig:
 
 
 def hpa_target(s: Scenario) -> tuple[float, dict[str, object]]:
-    """In-flight requests per pod at the operating point the governor config aims at."""
+    """HPA's target in-flight requests per pod, from the same calibration the governor has.
+
+    The app's calibration (`governor calibrate`) measured the requests one replica holds at
+    the configured target utilization; without one, a load test of one replica on the
+    trace's own mix stands in (information the governor does not get).
+    """
     if s.hpa_target is not None:
         return s.hpa_target, {"hpa_target_in_flight": s.hpa_target, "hpa_target_from": "given"}
+    calibrated = s.app.scaling.in_flight_per_replica
+    if calibrated is not None:
+        return calibrated, {
+            "hpa_target_in_flight": calibrated,
+            "hpa_target_from": "the app's calibration: requests one replica holds at "
+            f"{s.app.scaling.target_utilization:.0%} of its capacity",
+        }
     mix = s.mix or s.trace
     capacity = replica_capacity(s.profile, s.app, mix)
     rate = capacity * s.app.scaling.target_utilization
@@ -108,7 +120,7 @@ def hpa_target(s: Scenario) -> tuple[float, dict[str, object]]:
     return target, {
         "hpa_target_in_flight": target,
         "hpa_target_from": f"load test: one replica at {s.app.scaling.target_utilization:.0%} "
-        f"of its measured capacity {capacity:.2f} req/s",
+        f"of its measured capacity {capacity:.2f} req/s on the trace's mix",
         "replica_capacity_rps": capacity,
     }
 
