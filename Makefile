@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	# torch first: the pinned CPU build; anything else would pull a multi-GB CUDA build.
-	$(VENV)/bin/pip install -q torch==2.13.0
+	# torch first, pinned, so that no other package pulls a second one. PyPI serves a
+	# several-GB build on the first install (it runs on the CPU); pip caches it after.
+	$(VENV)/bin/pip install --progress-bar on torch==2.13.0
 	$(VENV)/bin/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
