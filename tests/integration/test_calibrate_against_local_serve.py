@@ -6,7 +6,6 @@ Runs on the real Ray Serve of the test session (tests/conftest.py) with the real
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,30 +15,20 @@ from controller.calibration.model import load_calibration
 from controller.cli import app as cli
 from controller.config import load_config
 from tests.conftest import RayServeCluster
-from tests.integration.governed_fleet import APP, MODEL, governor_config, serve_config
+from tests.integration.governed_fleet import MODEL, governor_config
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def one_replica(ray_serve: RayServeCluster) -> Iterator[RayServeCluster]:
-    """APP deployed fresh with v1 at one replica and all traffic; removed afterwards."""
-    ray_serve.deploy(serve_config(ray_serve.http_port))
-    ray_serve.wait_for_status({APP: "RUNNING"})
-    yield ray_serve
-    with ray_serve.rest() as client:
-        client.delete("/api/serve/applications/")
-
-
 def test_live_calibration_measures_each_shape_and_writes_a_config_usable_model(
-    one_replica: RayServeCluster, tmp_path: Path
+    fleet: RayServeCluster, tmp_path: Path
 ) -> None:
-    config, _ = governor_config(one_replica, tmp_path)
+    config, _ = governor_config(fleet, tmp_path)
     config_path = tmp_path / "governor.yaml"
     config_path.write_text(config.model_dump_json())
     out = tmp_path / "calibration.yaml"
     result = CliRunner().invoke(cli, [
-        "calibrate", "--config", str(config_path), "--url", one_replica.http_url,
+        "calibrate", "--config", str(config_path), "--url", fleet.http_url,
         "--kind", "encoder", "--model", MODEL, "--shape", "8:0", "--shape", "96:0",
         "--step-s", "3", "--max-rps", "64", "--out", str(out),
     ])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,22 +13,11 @@ from tests.integration.governed_fleet import (
     Load,
     daemon_running,
     governor_config,
-    serve_config,
     targets,
     wait_until,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def fleet(ray_serve: RayServeCluster) -> Iterator[RayServeCluster]:
-    """APP deployed fresh (v1 and v2 at one replica, weights 100/0); removed afterwards."""
-    ray_serve.deploy(serve_config(ray_serve.http_port))
-    ray_serve.wait_for_status({APP: "RUNNING"})
-    yield ray_serve
-    with ray_serve.rest() as client:
-        client.delete("/api/serve/applications/")
 
 
 def test_a_load_step_adds_replicas_and_removes_them_after_the_load_drops(

@@ -27,13 +27,6 @@ class Demand:
     requests: float
     """Requests per second."""
     priced_by: str
-    answered: float | None = None
-    """The work of the requests answered (before the backlog's growth is added)."""
-
-    @property
-    def served(self) -> float:
-        """Work the fleet answered per second."""
-        return self.work if self.answered is None else self.answered
 
 
 def work_model(sc: ScalingConfig) -> tuple[WorkModel, bool]:
@@ -70,4 +63,4 @@ def with_backlog_growth(demand: Demand, growth_rps: float, model: WorkModel) -> 
     per_request = demand.work / demand.requests if demand.requests > 0 else model.reference_cost_s
     requests = max(0.0, demand.requests + growth_rps)
     return Demand(requests * per_request, requests,
-                  f"{demand.priced_by}, backlog {growth_rps:+.2f} req/s", answered=demand.work)
+                  f"{demand.priced_by}, backlog {growth_rps:+.2f} req/s")

@@ -16,9 +16,9 @@ from tests.controller.fleet import version
 
 
 def fields(demand: Demand | None) -> tuple[object, ...]:
-    """Work, requests, pricing and answered work of a demand that must be there."""
+    """Work, requests and pricing of a demand that must be there."""
     assert demand is not None
-    return (demand.work, demand.requests, demand.priced_by, demand.answered)
+    return (demand.work, demand.requests, demand.priced_by)
 
 MODEL = WorkModel(
     per_request_s=0.01,
@@ -35,7 +35,7 @@ def test_tokens_price_demand() -> None:
     v = version(rate=10.0, prompt_token_rate=2000.0, output_token_rate=500.0)
     demand = observed_demand(v, MODEL)
     # 10 x 0.01 + 2000 x 0.0002 + 500 x 0.004 = 0.1 + 0.4 + 2.0
-    assert fields(demand) == (pytest.approx(2.5), 10.0, "tokens", None)
+    assert fields(demand) == (pytest.approx(2.5), 10.0, "tokens")
 
 
 def test_a_long_prompt_mix_costs_more_per_request_than_a_chatty_one() -> None:
@@ -55,18 +55,18 @@ def test_a_long_prompt_mix_costs_more_per_request_than_a_chatty_one() -> None:
 def test_without_token_rates_a_request_costs_the_reference_request() -> None:
     demand = observed_demand(version(rate=10.0), MODEL)
     assert MODEL.reference_cost_s == pytest.approx(0.23)
-    assert fields(demand) == (pytest.approx(2.3), 10.0, "requests", None)
+    assert fields(demand) == (pytest.approx(2.3), 10.0, "requests")
 
 
 def test_a_model_without_token_costs_prices_requests_even_with_token_rates() -> None:
     seeded = WorkModel(per_request_s=0.05)
     demand = observed_demand(version(rate=10.0, prompt_token_rate=5000.0), seeded)
-    assert fields(demand) == (pytest.approx(0.5), 10.0, "requests", None)
+    assert fields(demand) == (pytest.approx(0.5), 10.0, "requests")
 
 
 def test_output_tokens_missing_with_prompt_tokens_seen_cost_nothing_extra() -> None:
     demand = observed_demand(version(rate=10.0, prompt_token_rate=2000.0), MODEL)
-    assert fields(demand) == (pytest.approx(0.1 + 0.4), 10.0, "tokens", None)
+    assert fields(demand) == (pytest.approx(0.1 + 0.4), 10.0, "tokens")
 
 
 def test_no_request_rate_is_no_demand() -> None:
@@ -76,14 +76,13 @@ def test_no_request_rate_is_no_demand() -> None:
 def test_backlog_growth_adds_arrivals_at_the_cost_of_an_answered_request() -> None:
     answered = Demand(2.5, 10.0, "tokens")
     arrived = with_backlog_growth(answered, 4.0, MODEL)
-    assert fields(arrived) == (pytest.approx(3.5), 14.0, "tokens, backlog +4.00 req/s", 2.5)
-    assert arrived.served == 2.5, "the work answered is still known"
+    assert fields(arrived) == (pytest.approx(3.5), 14.0, "tokens, backlog +4.00 req/s")
 
 
 def test_a_draining_backlog_takes_its_drain_off_the_answered_rate() -> None:
     answered = Demand(2.5, 10.0, "tokens")
     assert fields(with_backlog_growth(answered, -4.0, MODEL)) == (
-        pytest.approx(1.5), 6.0, "tokens, backlog -4.00 req/s", 2.5
+        pytest.approx(1.5), 6.0, "tokens, backlog -4.00 req/s"
     )
     drained = with_backlog_growth(answered, -15.0, MODEL)
     assert drained.requests == 0.0 and drained.work == 0.0, "never negative"
@@ -92,7 +91,6 @@ def test_a_draining_backlog_takes_its_drain_off_the_answered_rate() -> None:
 def test_no_growth_leaves_demand_as_answered() -> None:
     answered = Demand(2.5, 10.0, "tokens")
     assert with_backlog_growth(answered, 0.0, MODEL) is answered
-    assert answered.served == answered.work
 
 
 def test_growth_with_nothing_answered_is_priced_as_the_reference_request() -> None:
