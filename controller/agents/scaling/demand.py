@@ -24,7 +24,7 @@ from controller.agents.state import (
 
 STALE_AFTER_WINDOWS = 10
 """A forecast older than this many forecast windows starts over."""
-MIN_RISES = 4
+MIN_MOMENTS = 4
 """Fewer observed moments than this say nothing about variability."""
 
 
@@ -100,7 +100,7 @@ def startup_peak_quantile(
     """The `q` quantile of the highest demand a start-up time brought after a moment with
     demand no higher than `now`, in the remembered history; None with too little of it."""
     peaks = startup_peaks(buckets, math.ceil(horizon_s / bucket_s), now)
-    if peaks.size < MIN_RISES:
+    if peaks.size < MIN_MOMENTS:
         return None
     return float(np.quantile(peaks, q, method="higher"))
 

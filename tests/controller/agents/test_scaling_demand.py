@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from controller.agents.scaling.demand import (
-    MIN_RISES,
+    MIN_MOMENTS,
     STALE_AFTER_WINDOWS,
     Forecast,
     backlog_growth,
@@ -117,7 +117,7 @@ def test_the_startup_peak_quantile_uses_only_moments_like_now() -> None:
 
 def test_the_startup_peak_quantile_needs_enough_history() -> None:
     three_rises = [1.0, 4.0, 1.0, 5.0, 1.0, 6.0, 1.0]
-    assert startup_peaks(three_rises, 1, 1.0).size == MIN_RISES - 1
+    assert startup_peaks(three_rises, 1, 1.0).size == MIN_MOMENTS - 1
     assert startup_peak_quantile(three_rises, 30, 30, 0.99, 1.0) is None
     assert startup_peak_quantile([*three_rises, 7.0], 30, 30, 0.99, 1.0) == 7.0
     assert startup_peak_quantile([5.0] * 10, 30, 30, 0.99, 1.0) is None, "no moment like now"
