@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from controller.errors import ConfigError
 
@@ -173,6 +173,7 @@ class AppConfig(_Strict):
     resources: Resources = Field(default_factory=Resources)
     scaling: ScalingConfig = Field(default_factory=ScalingConfig)
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    _index: tuple[object, dict[str, VersionConfig]] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _versions(self) -> AppConfig:
@@ -192,11 +193,10 @@ class AppConfig(_Strict):
         return self.stable or self.versions[0].name
 
     def version(self, name: str) -> VersionConfig:
-        """The config of version `name`."""
-        for v in self.versions:
-            if v.name == name:
-                return v
-        raise KeyError(name)
+        """The config of version `name` (KeyError if none)."""
+        if self._index is None or self._index[0] is not self.versions:
+            self._index = (self.versions, {v.name: v for v in self.versions})
+        return self._index[1][name]
 
 
 class TeamBudget(_Strict):
@@ -290,12 +290,16 @@ class GovernorConfig(_Strict):
     """Price per hour of one unit of each GPU type (`cpu`: one CPU replica)."""
     budgets: Budgets = Field(default_factory=Budgets)
     applications: list[AppConfig] = Field(min_length=1)
+    _index: tuple[object, dict[str, AppConfig]] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _consistent(self) -> GovernorConfig:
-        names = [a.name for a in self.applications]
-        if len(set(names)) != len(names):
-            raise ValueError(f"application names repeat: {names}")
+        if len(self._apps_by_name()) != len(self.applications):
+            seen: set[str] = set()
+            repeated = sorted(
+                {a.name for a in self.applications if a.name in seen or seen.add(a.name)}
+            )
+            raise ValueError(f"application names repeat: {repeated}")
         for app in self.applications:
             if app.resources.gpu_type not in self.prices:
                 raise ValueError(
@@ -307,11 +311,14 @@ class GovernorConfig(_Strict):
         return self
 
     def app(self, name: str) -> AppConfig:
-        """The config of application `name`."""
-        for a in self.applications:
-            if a.name == name:
-                return a
-        raise KeyError(name)
+        """The config of application `name` (KeyError if none)."""
+        return self._apps_by_name()[name]
+
+    def _apps_by_name(self) -> dict[str, AppConfig]:
+        # Keyed to the list itself: `model_copy(update=...)` carries private attributes over.
+        if self._index is None or self._index[0] is not self.applications:
+            self._index = (self.applications, {a.name: a for a in self.applications})
+        return self._index[1]
 
     def replica_price(self, app: AppConfig) -> float:
         """Cost per hour of one replica of `app`."""
@@ -415,8 +422,10 @@ def read_calibration(path: Path, where: str, slo: object = None) -> dict[str, ob
         )
     mismatch = _slo_mismatch(doc.get("slo"), slo)
     if mismatch is not None:
-        raise ConfigError(f"{where}: {path} does not fit this application: {mismatch} "
-                          "(run governor calibrate again)")
+        raise ConfigError(
+            f"{where}: {path} does not fit this application: {mismatch} "
+            "(run governor calibrate again)"
+        )
     fields: dict[str, object] = {"work": doc["work"]}
     if doc.get("in_flight_per_replica") is not None:
         fields["in_flight_per_replica"] = doc["in_flight_per_replica"]

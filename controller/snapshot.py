@@ -100,13 +100,20 @@ class AppSnapshot:
     versions: tuple[VersionSnapshot, ...]
     weights: dict[str, int] | None = None
     status: str | None = None
+    _by_name: dict[str, VersionSnapshot] = field(
+        init=False, repr=False, compare=False, hash=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        # First wins, as a scan would; the index keeps lookups O(1) on large fleets.
+        index: dict[str, VersionSnapshot] = {}
+        for v in self.versions:
+            index.setdefault(v.version, v)
+        object.__setattr__(self, "_by_name", index)
 
     def version(self, name: str) -> VersionSnapshot | None:
         """The snapshot of version `name`, if it was observed."""
-        for v in self.versions:
-            if v.version == name:
-                return v
-        return None
+        return self._by_name.get(name)
 
 
 @dataclass(frozen=True)
@@ -139,13 +146,19 @@ class Snapshot:
     """Why fields are missing (a failed source, a stale sample)."""
     commands: tuple[OperatorCommand, ...] = ()
     """Operator commands not yet handled, observed at this tick."""
+    _by_name: dict[str, AppSnapshot] = field(
+        init=False, repr=False, compare=False, hash=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        index: dict[str, AppSnapshot] = {}
+        for a in self.apps:
+            index.setdefault(a.name, a)
+        object.__setattr__(self, "_by_name", index)
 
     def app(self, name: str) -> AppSnapshot | None:
         """The snapshot of application `name`, if it was observed."""
-        for a in self.apps:
-            if a.name == name:
-                return a
-        return None
+        return self._by_name.get(name)
 
     def version(self, app: str, version: str) -> VersionSnapshot | None:
         """The snapshot of one version of one application, if observed."""
