@@ -6,6 +6,7 @@ nothing is applied from it.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
@@ -295,10 +296,8 @@ class GovernorConfig(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> GovernorConfig:
         if len(self._apps_by_name()) != len(self.applications):
-            seen: set[str] = set()
-            repeated = sorted(
-                {a.name for a in self.applications if a.name in seen or seen.add(a.name)}
-            )
+            counts = Counter(a.name for a in self.applications)
+            repeated = sorted(name for name, n in counts.items() if n > 1)
             raise ValueError(f"application names repeat: {repeated}")
         for app in self.applications:
             if app.resources.gpu_type not in self.prices:
