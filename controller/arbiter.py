@@ -4,27 +4,33 @@ Precedence, strongest first:
 1. bounds: `min_replicas..max_replicas`, and at least one replica for a version that
    gets traffic or is under rollout (a version of an app that allows scale to zero may
    sit at 0 while it has weight: the scaling agent brings it back when requests arrive);
-2. budget: `ReplicaCap`s, then the arbiter's own fit to the total and team budgets, where
-   replicas yield in priority order (`costs.fit_to_budget`);
+2. budget: the arbiter's last stage fits the whole draft to the total and team budgets,
+   where replicas yield in priority order (`budget_fit.fit_to_budget`); `ReplicaCap`s
+   from agents apply before it;
 3. floors (`ReplicaFloor`, e.g. a rollout sizing its candidate or holding a draining one);
 4. scaling (`ReplicaProposal`; several for one version: the largest wins).
 
 A version nobody proposes for keeps its observed target (else running, else
 `initial_replicas`). Weights are whole percents that sum to exactly 100 over the app's
 configured versions. When the bounds alone exceed a budget the plan keeps the minimum and
-says so in an Alert. Every decision carries the reasons that shaped it.
+says so in an Alert. Every decision carries the reasons that shaped it, and every version
+the budget cut is listed in `Plan.budget_cuts` for the budget agent's alerts.
+
+Proposals are indexed by (app, version) once per tick and the plan is drafted once, so
+a tick is linear in the fleet and the proposals.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from controller.agents.costs import Claim, Fit, fit_to_budget, team_priority
 from controller.agents.guardrails import clamp
+from controller.budget_fit import Claim, Fit, Key, fit_to_budget, team_priority
 from controller.config import AppConfig, GovernorConfig, VersionConfig
 from controller.decisions import (
     Alert,
+    BudgetCut,
     Plan,
     Proposal,
     ReplicaCap,
@@ -34,7 +40,7 @@ from controller.decisions import (
     WeightDecision,
     WeightProposal,
 )
-from controller.snapshot import AppSnapshot, Snapshot
+from controller.snapshot import AppSnapshot, Snapshot, VersionSnapshot
 
 AGENT = "arbiter"
 
@@ -53,6 +59,34 @@ class Draft:
     proposed: int | None
     """The largest ReplicaProposal, if any."""
     reasons: tuple[str, ...]
+
+
+@dataclass
+class Proposals:
+    """One tick's proposals indexed by what they target, in the order they were made."""
+
+    wants: dict[Key, list[ReplicaProposal]] = field(default_factory=dict)
+    floors: dict[Key, list[ReplicaFloor]] = field(default_factory=dict)
+    caps: dict[Key, list[ReplicaCap]] = field(default_factory=dict)
+    weights: dict[str, list[WeightProposal]] = field(default_factory=dict)
+    alerts: list[Alert] = field(default_factory=list)
+
+
+def index_proposals(proposals: Sequence[Proposal]) -> Proposals:
+    """Group proposals by (app, version), weights by app, in one pass."""
+    out = Proposals()
+    for p in proposals:
+        if isinstance(p, ReplicaProposal):
+            out.wants.setdefault((p.app, p.version), []).append(p)
+        elif isinstance(p, ReplicaFloor):
+            out.floors.setdefault((p.app, p.version), []).append(p)
+        elif isinstance(p, ReplicaCap):
+            out.caps.setdefault((p.app, p.version), []).append(p)
+        elif isinstance(p, WeightProposal):
+            out.weights.setdefault(p.app, []).append(p)
+        else:
+            out.alerts.append(p)
+    return out
 
 
 def normalize_weights(
@@ -99,8 +133,7 @@ def resolve_weights(
     return WeightDecision(app.name, weights, tuple(reasons))
 
 
-def _observed_replicas(snapshot: Snapshot, app: str, version: str) -> int | None:
-    seen = snapshot.version(app, version)
+def _observed_replicas(seen: VersionSnapshot | None) -> int | None:
     if seen is None:
         return None
     return seen.target_replicas if seen.target_replicas is not None else seen.running_replicas
@@ -117,17 +150,14 @@ def _draft(
     app: AppConfig,
     version: VersionConfig,
     weight: int,
-    snapshot: Snapshot,
-    proposals: Sequence[Proposal],
-    apply_caps: bool,
+    seen: VersionSnapshot | None,
+    asks: Proposals,
 ) -> Draft:
-    def targets(p: ReplicaProposal | ReplicaFloor | ReplicaCap) -> bool:
-        return p.app == app.name and p.version == version.name
-
-    observed = _observed_replicas(snapshot, app.name, version.name)
-    wants = [p for p in proposals if isinstance(p, ReplicaProposal) and targets(p)]
-    floors = [p for p in proposals if isinstance(p, ReplicaFloor) and targets(p)]
-    caps = [p for p in proposals if isinstance(p, ReplicaCap) and targets(p)] if apply_caps else []
+    key = (app.name, version.name)
+    observed = _observed_replicas(seen)
+    wants = asks.wants.get(key, [])
+    floors = asks.floors.get(key, [])
+    caps = asks.caps.get(key, [])
     reasons = [f"{p.agent}: {p.reason}" for p in wants]
     proposed = max((p.replicas for p in wants), default=None)
     if proposed is not None:
@@ -160,48 +190,33 @@ def _draft(
 
 
 def draft_plan(
-    snapshot: Snapshot,
-    proposals: Sequence[Proposal],
-    config: GovernorConfig,
-    apply_caps: bool = True,
-) -> tuple[list[WeightDecision], list[Draft]]:
-    """Weights and per-version replicas after bounds, floors and (optionally) caps."""
-    weights, drafts = [], []
+    snapshot: Snapshot, proposals: Sequence[Proposal], config: GovernorConfig
+) -> tuple[list[WeightDecision], list[Draft], list[Claim]]:
+    """Weights, per-version replicas after bounds, floors and caps, and their budget claims."""
+    asks = index_proposals(proposals)
+    weights, drafts, claims = [], [], []
     for app in config.applications:
-        decision = resolve_weights(app, snapshot.app(app.name), proposals)
+        observed = snapshot.app(app.name)
+        decision = resolve_weights(app, observed, asks.weights.get(app.name, ()))
         weights.append(decision)
+        priority = team_priority(config, app)
+        price = config.replica_price(app)
         for version in app.versions:
             w = decision.weights.get(version.name, 0)
-            drafts.append(_draft(app, version, w, snapshot, proposals, apply_caps))
-    return weights, drafts
-
-
-def claims_of(drafts: Sequence[Draft], config: GovernorConfig) -> list[Claim]:
-    """The drafts as budget claims: price, priority, and how far each may be cut."""
-    claims = []
-    for d in drafts:
-        app = config.app(d.app)
-        claims.append(
-            Claim(
-                app=d.app,
-                version=d.version,
-                team=app.team,
-                priority=team_priority(config, app),
-                price=config.replica_price(app),
-                want=d.replicas,
-                floor=d.floor,
-                hard=d.hard,
+            seen = observed.version(version.name) if observed is not None else None
+            d = _draft(app, version, w, seen, asks)
+            drafts.append(d)
+            claims.append(
+                Claim(d.app, d.version, app.team, priority, price, d.replicas, d.floor, d.hard)
             )
-        )
-    return claims
+    return weights, drafts, claims
 
 
-def fit_drafts(drafts: Sequence[Draft], config: GovernorConfig) -> tuple[list[Claim], Fit]:
-    """The drafts fitted to the configured budgets."""
-    claims = claims_of(drafts, config)
+def fit_claims(claims: Sequence[Claim], config: GovernorConfig) -> Fit:
+    """The claims fitted to the configured budgets."""
     budgets = config.budgets
     teams = {name: b.per_hour for name, b in budgets.teams.items()}
-    return claims, fit_to_budget(claims, budgets.total_per_hour, teams)
+    return fit_to_budget(claims, budgets.total_per_hour, teams)
 
 
 def _budget_notes(config: GovernorConfig, claims: Sequence[Claim], fit: Fit) -> list[str]:
@@ -209,22 +224,35 @@ def _budget_notes(config: GovernorConfig, claims: Sequence[Claim], fit: Fit) -> 
     notes = [f"fleet cost {cost:.2f}/h"]
     if config.budgets.total_per_hour is not None:
         notes[0] += f" of total budget {config.budgets.total_per_hour:.2f}/h"
+    spent: dict[str, float] = {}
+    for c in claims:
+        spent[c.team] = spent.get(c.team, 0.0) + fit.replicas[c.key] * c.price
     for team, budget in sorted(config.budgets.teams.items()):
-        spent = sum(fit.replicas[c.key] * c.price for c in claims if c.team == team)
-        notes.append(f"team {team} {spent:.2f}/h of {budget.per_hour:.2f}/h")
+        notes.append(f"team {team} {spent.get(team, 0.0):.2f}/h of {budget.per_hour:.2f}/h")
     return notes
+
+
+def _budget_cut(d: Draft, claim: Claim, fit: Fit) -> BudgetCut | None:
+    allowed = fit.replicas[claim.key]
+    if allowed >= d.replicas:
+        return None
+    cuts = fit.cuts.get(claim.key, ())
+    return BudgetCut(d.app, d.version, d.replicas, allowed, d.proposed, d.floor, claim.price, cuts)
 
 
 def arbitrate(snapshot: Snapshot, proposals: Sequence[Proposal], config: GovernorConfig) -> Plan:
     """One Plan for every configured version and app that keeps every invariant."""
-    weights, drafts = draft_plan(snapshot, proposals, config)
-    claims, fit = fit_drafts(drafts, config)
-    decisions = []
-    for d in drafts:
-        n = fit.replicas[(d.app, d.version)]
+    weights, drafts, claims = draft_plan(snapshot, proposals, config)
+    fit = fit_claims(claims, config)
+    decisions, budget_cuts = [], []
+    for d, claim in zip(drafts, claims, strict=True):
+        n = fit.replicas[claim.key]
         reasons = list(d.reasons)
-        reasons += [f"budget: {cut}" for cut in fit.cuts.get((d.app, d.version), ())]
+        reasons += [f"budget: {cut}" for cut in fit.cuts.get(claim.key, ())]
         decisions.append(ReplicaDecision(d.app, d.version, n, tuple(reasons)))
+        cut = _budget_cut(d, claim, fit)
+        if cut is not None:
+            budget_cuts.append(cut)
     alerts = [p for p in proposals if isinstance(p, Alert)]
     alerts += [
         Alert(app="*", agent=AGENT, message=f"over budget: {line}; kept the minimum replicas")
@@ -237,4 +265,5 @@ def arbitrate(snapshot: Snapshot, proposals: Sequence[Proposal], config: Governo
         alerts=tuple(alerts),
         cost_per_hour=cost,
         notes=tuple(_budget_notes(config, claims, fit)),
+        budget_cuts=tuple(budget_cuts),
     )

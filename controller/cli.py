@@ -172,7 +172,8 @@ def plan(config_path: ConfigOption) -> None:
 @app.command()
 def status(config_path: ConfigOption) -> None:
     """Per application and version: replicas, weights, p95 vs SLO, cost vs budget, rollout."""
-    from controller.decide import decide, rollout_view
+    from controller.agents.rollout import rollout_view
+    from controller.decide import decide
 
     config = _load(config_path)
     snapshot, states = _observe_once(config, config_path)

@@ -195,9 +195,11 @@ class AppConfig(_Strict):
 
     def version(self, name: str) -> VersionConfig:
         """The config of version `name` (KeyError if none)."""
-        if self._index is None or self._index[0] is not self.versions:
-            self._index = (self.versions, {v.name: v for v in self.versions})
-        return self._index[1][name]
+        index = self.__pydantic_private__["_index"]  # type: ignore[index]
+        if index is None or index[0] is not self.versions:
+            index = (self.versions, {v.name: v for v in self.versions})
+            self._index = index
+        return index[1][name]
 
 
 class TeamBudget(_Strict):
@@ -315,9 +317,12 @@ class GovernorConfig(_Strict):
 
     def _apps_by_name(self) -> dict[str, AppConfig]:
         # Keyed to the list itself: `model_copy(update=...)` carries private attributes over.
-        if self._index is None or self._index[0] is not self.applications:
-            self._index = (self.applications, {a.name: a for a in self.applications})
-        return self._index[1]
+        # Read through `__pydantic_private__`: pydantic's attribute hook is slow per call.
+        index = self.__pydantic_private__["_index"]  # type: ignore[index]
+        if index is None or index[0] is not self.applications:
+            index = (self.applications, {a.name: a for a in self.applications})
+            self._index = index
+        return index[1]
 
     def replica_price(self, app: AppConfig) -> float:
         """Cost per hour of one replica of `app`."""

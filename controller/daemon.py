@@ -11,9 +11,10 @@ from typing import Any
 
 from controller.actuators.base import Actuator, ApplyResult
 from controller.agents.base import AgentState
+from controller.agents.rollout import rollout_view
 from controller.clock import Clock
 from controller.config import GovernorConfig
-from controller.decide import TickDecision, decide, rollout_view
+from controller.decide import TickDecision, decide
 from controller.decisions import Plan, Proposal
 from controller.errors import GovernorError, PermanentError, TemporaryError
 from controller.events import EventLog

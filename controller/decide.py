@@ -1,49 +1,29 @@
-"""One control tick's decision: agents propose, the arbiter resolves, states move on.
+"""One control tick's decision: agents propose, the arbiter resolves, reviewers annotate.
 
 `decide` is pure: its only clock is `snapshot.now` and it does no I/O. The daemon, the
 simulator and the tests all call exactly this function.
+
+Order: proposing agents (rollout, then scaling) run on the snapshot; the arbiter merges
+their proposals into one plan, fitting it to the budgets as its last stage; plan
+reviewers (the budget agent) then read the plan and add alerts. Agents never see each
+other, only the snapshot and, for reviewers, the plan.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, replace
 
-from controller.agents.base import Agent, AgentState
+from controller.agents.base import Agent, AgentState, PlanReviewer, json_copy
 from controller.agents.budget import BudgetAgent
-from controller.agents.rollout import RolloutAgent, current_stable, json_copy, rollout_view
+from controller.agents.rollout import RolloutAgent
 from controller.agents.scaling import ScalingAgent
 from controller.arbiter import arbitrate
 from controller.config import GovernorConfig
 from controller.decisions import Plan, Proposal
 from controller.snapshot import Snapshot
 
-__all__ = [
-    "ReviewingAgent",
-    "TickDecision",
-    "current_stable",
-    "decide",
-    "default_agents",
-    "rollout_view",
-]
-
-
-@runtime_checkable
-class ReviewingAgent(Protocol):
-    """An agent that also sees what the agents before it proposed (e.g. the budget)."""
-
-    name: str
-
-    def review(
-        self,
-        snapshot: Snapshot,
-        state: AgentState,
-        config: GovernorConfig,
-        proposals: Sequence[Proposal],
-    ) -> tuple[Sequence[Proposal], AgentState]:
-        """Return proposals in answer to the earlier ones, and the agent's next state."""
-        ...
+__all__ = ["TickDecision", "decide", "default_agents"]
 
 
 @dataclass(frozen=True)
@@ -56,8 +36,8 @@ class TickDecision:
     proposals: tuple[Proposal, ...]
 
 
-def default_agents() -> tuple[Agent, ...]:
-    """Rollout, scaling, then budget (which reviews the other two)."""
+def default_agents() -> tuple[Agent | PlanReviewer, ...]:
+    """Rollout and scaling propose; the budget reviews the plan."""
     return (RolloutAgent(), ScalingAgent(), BudgetAgent())
 
 
@@ -65,18 +45,23 @@ def decide(
     snapshot: Snapshot,
     states: Mapping[str, AgentState],
     config: GovernorConfig,
-    agents: Sequence[Agent] | None = None,
+    agents: Sequence[Agent | PlanReviewer] | None = None,
 ) -> TickDecision:
     """Run the agents on one snapshot and resolve their proposals into a plan."""
+    chosen = default_agents() if agents is None else agents
+    ran = {a.name for a in chosen}
+    next_states = {k: json_copy(v) for k, v in states.items() if k not in ran}
     proposals: list[Proposal] = []
-    next_states: dict[str, AgentState] = {k: json_copy(v) for k, v in states.items()}
-    for agent in default_agents() if agents is None else agents:
-        state = json_copy(states.get(agent.name) or {})
-        if isinstance(agent, ReviewingAgent):
-            made, next_state = agent.review(snapshot, state, config, tuple(proposals))
-        else:
-            made, next_state = agent.propose(snapshot, state, config)
-        proposals.extend(made)
-        next_states[agent.name] = next_state
+    for agent in chosen:
+        if not isinstance(agent, PlanReviewer):
+            state = json_copy(states.get(agent.name) or {})
+            made, next_states[agent.name] = agent.propose(snapshot, state, config)
+            proposals.extend(made)
     plan = arbitrate(snapshot, proposals, config)
+    for agent in chosen:
+        if isinstance(agent, PlanReviewer):
+            state = json_copy(states.get(agent.name) or {})
+            alerts, next_states[agent.name] = agent.review(snapshot, state, config, plan)
+            plan = replace(plan, alerts=plan.alerts + tuple(alerts))
+            proposals.extend(alerts)
     return TickDecision(plan=plan, states=next_states, proposals=tuple(proposals))

@@ -81,6 +81,25 @@ class WeightDecision:
 
 
 @dataclass(frozen=True)
+class BudgetCut:
+    """One version the budget allowed fewer replicas than the other stages asked for."""
+
+    app: str
+    version: str
+    asked: int
+    """Replicas after bounds, floors and caps, before the budget."""
+    allowed: int
+    proposed: int | None
+    """The largest scaling proposal, if any (the SLO's ask)."""
+    floor: int
+    """The largest rollout floor (0 if none)."""
+    price: float
+    """Cost per hour of one replica."""
+    cuts: tuple[str, ...]
+    """Which budget took how many, one line per budget."""
+
+
+@dataclass(frozen=True)
 class Plan:
     """The one resolved outcome of a tick: what the actuator should make true."""
 
@@ -89,17 +108,35 @@ class Plan:
     alerts: tuple[Alert, ...] = ()
     cost_per_hour: float = 0.0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    budget_cuts: tuple[BudgetCut, ...] = ()
+    _replicas: dict[tuple[str, str], ReplicaDecision] = field(
+        init=False, repr=False, compare=False, hash=False, default_factory=dict
+    )
+    _weights: dict[str, WeightDecision] = field(
+        init=False, repr=False, compare=False, hash=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        # Actuators and telemetry ask per version; an index keeps that O(1) on a large fleet.
+        replicas: dict[tuple[str, str], ReplicaDecision] = {}
+        for d in self.replicas:
+            replicas.setdefault((d.app, d.version), d)
+        weights: dict[str, WeightDecision] = {}
+        for w in self.weights:
+            weights.setdefault(w.app, w)
+        object.__setattr__(self, "_replicas", replicas)
+        object.__setattr__(self, "_weights", weights)
 
     def replicas_for(self, app: str, version: str) -> int | None:
         """Desired replicas of one version, or None when the plan says nothing of it."""
-        for d in self.replicas:
-            if d.app == app and d.version == version:
-                return d.replicas
-        return None
+        d = self._replicas.get((app, version))
+        return d.replicas if d is not None else None
+
+    def replica_decision(self, app: str, version: str) -> ReplicaDecision | None:
+        """The decision on one version's replicas, if the plan has one."""
+        return self._replicas.get((app, version))
 
     def weights_for(self, app: str) -> dict[str, int] | None:
         """Desired weights of one application, or None when the plan says nothing of it."""
-        for d in self.weights:
-            if d.app == app:
-                return dict(d.weights)
-        return None
+        w = self._weights.get(app)
+        return dict(w.weights) if w is not None else None

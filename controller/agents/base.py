@@ -1,12 +1,12 @@
-"""The contract every agent keeps: a pure function of snapshot, its own state and config."""
+"""The contracts agents keep: pure functions of snapshot, their own state and config."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from controller.config import GovernorConfig
-from controller.decisions import Proposal
+from controller.decisions import Alert, Plan, Proposal
 from controller.snapshot import Snapshot
 
 AgentState = dict[str, Any]
@@ -23,3 +23,25 @@ class Agent(Protocol):
     ) -> tuple[Sequence[Proposal], AgentState]:
         """Return proposals for this tick and the agent's next state."""
         ...
+
+
+@runtime_checkable
+class PlanReviewer(Protocol):
+    """Reads the arbiter's plan and adds alerts (e.g. the budget naming SLOs at risk)."""
+
+    name: str
+
+    def review(
+        self, snapshot: Snapshot, state: AgentState, config: GovernorConfig, plan: Plan
+    ) -> tuple[Sequence[Alert], AgentState]:
+        """Return alerts about the plan and the reviewer's next state."""
+        ...
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of JSON-able data (dicts and lists copied, scalars shared)."""
+    if isinstance(value, dict):
+        return {k: json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_copy(v) for v in value]
+    return value

@@ -1,9 +1,9 @@
-"""The budget agent: caps replicas so the fleet's cost per hour fits its budgets.
+"""The budget agent: names the SLOs a budget puts at risk, and remembers for how long.
 
-It reviews what the agents before it proposed (through the arbiter's own pre-budget
-draft), fits the result to the total and team budgets in priority order, and turns each
-cut into a `ReplicaCap` and, where a cap cuts a scaling proposal or a rollout floor, an
-`Alert` that names the SLO put at risk.
+The arbiter's last stage fits the plan to the total and team budgets (`budget_fit`) and
+lists every version it cut in `Plan.budget_cuts`. This agent reviews that plan: a cut
+below what scaling proposed is an SLO at risk, a cut below a rollout floor slows the
+canary, and each alert says since when the version has been held by the budget.
 """
 
 from __future__ import annotations
@@ -12,75 +12,49 @@ from collections.abc import Sequence
 
 from controller.agents.base import AgentState
 from controller.agents.state import BudgetState, seconds_since, to_iso
-from controller.arbiter import draft_plan, fit_drafts
 from controller.config import GovernorConfig
-from controller.decisions import Alert, Proposal, ReplicaCap
+from controller.decisions import Alert, Plan
 from controller.snapshot import Snapshot
 
 AGENT = "budget"
 
 
 class BudgetAgent:
-    """Keeps planned cost within the total and per-team budgets; low priority yields first."""
+    """Reviews the budget's cuts in the plan; low priority yields first (in the arbiter)."""
 
     name = AGENT
 
-    def propose(
-        self, snapshot: Snapshot, state: AgentState, config: GovernorConfig
-    ) -> tuple[Sequence[Proposal], AgentState]:
-        """Caps against the fleet as observed (no other agent's proposals)."""
-        return self.review(snapshot, state, config, ())
-
     def review(
-        self,
-        snapshot: Snapshot,
-        state: AgentState,
-        config: GovernorConfig,
-        proposals: Sequence[Proposal],
-    ) -> tuple[Sequence[Proposal], AgentState]:
-        """Caps and alerts that make the other agents' proposals fit the budgets."""
-        _, drafts = draft_plan(snapshot, proposals, config, apply_caps=False)
-        claims, fit = fit_drafts(drafts, config)
+        self, snapshot: Snapshot, state: AgentState, config: GovernorConfig, plan: Plan
+    ) -> tuple[Sequence[Alert], AgentState]:
+        """Alerts for SLOs and rollout floors the budget cut, and since when each is held."""
         previous = dict(state.get("capped_since", {}))
         capped: dict[str, str] = {}
-        out: list[Proposal] = []
-        for draft, claim in zip(drafts, claims, strict=True):
-            allowed = fit.replicas[claim.key]
-            if allowed >= draft.replicas:
-                continue
-            key = f"{draft.app}/{draft.version}"
+        out: list[Alert] = []
+        for cut in plan.budget_cuts:
+            key = f"{cut.app}/{cut.version}"
             capped[key] = previous.get(key, to_iso(snapshot.now))
             held_s = seconds_since(capped[key], snapshot.now) or 0.0
-            cuts = "; ".join(fit.cuts.get(claim.key, ()))
-            out.append(
-                ReplicaCap(
-                    draft.app,
-                    draft.version,
-                    allowed,
-                    AGENT,
-                    f"{draft.replicas} x {claim.price:.2f}/h does not fit: {cuts}",
-                )
-            )
-            slo = config.app(draft.app).slo.latency_p95_ms
-            if draft.proposed is not None and allowed < draft.proposed:
+            why = "; ".join(cut.cuts)
+            if cut.proposed is not None and cut.allowed < cut.proposed:
+                slo = config.app(cut.app).slo.latency_p95_ms
                 out.append(
                     Alert(
-                        draft.app,
+                        cut.app,
                         AGENT,
-                        f"SLO p95 <= {slo:.0f} ms at risk: the budget allows {allowed} of the "
-                        f"{draft.proposed} replicas proposed (capped for {held_s:.0f}s): {cuts}",
-                        draft.version,
+                        f"SLO p95 <= {slo:.0f} ms at risk: the budget allows {cut.allowed} of the "
+                        f"{cut.proposed} replicas proposed (capped for {held_s:.0f}s): {why}",
+                        cut.version,
                     )
                 )
-            if claim.key in fit.floors_cut:
+            if cut.allowed < cut.floor:
                 out.append(
                     Alert(
-                        draft.app,
+                        cut.app,
                         AGENT,
-                        f"rollout floor of {draft.floor} replicas cut to {allowed} by the budget: "
-                        f"{cuts}",
-                        draft.version,
+                        f"rollout floor of {cut.floor} replicas cut to {cut.allowed} by the "
+                        f"budget: {why}",
+                        cut.version,
                     )
                 )
-        new_state = BudgetState(capped_since=capped)
-        return out, dict(new_state)
+        return out, dict(BudgetState(capped_since=capped))

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from controller.agents.base import AgentState
+from controller.agents.base import AgentState, json_copy
 from controller.agents.state import (
     HistogramCounts,
     RolloutAppState,
@@ -434,15 +434,6 @@ class _Tick:
 
 
 # -- observations ----------------------------------------------------------------------
-
-
-def json_copy(value: Any) -> Any:
-    """A deep copy of JSON-able data (dicts and lists copied, scalars shared)."""
-    if isinstance(value, dict):
-        return {k: json_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [json_copy(v) for v in value]
-    return value
 
 
 def _forget(st: RolloutAppState, *keys: str) -> None:

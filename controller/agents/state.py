@@ -142,6 +142,8 @@ class BudgetState(TypedDict, total=False):
 
 def utc(t: datetime) -> datetime:
     """`t` as an aware UTC time (a naive time is taken to be UTC already)."""
+    if t.tzinfo is UTC:
+        return t
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 

@@ -1,10 +1,15 @@
-"""The budget agent: caps in priority order, and alerts that name the SLO at risk."""
+"""The budget: the arbiter fits the plan in priority order; the agent names the SLO at risk."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from controller.agents.budget import BudgetAgent
+from controller.arbiter import arbitrate
+from controller.config import GovernorConfig
 from controller.decide import decide
-from controller.decisions import Alert, ReplicaCap, ReplicaFloor, ReplicaProposal
+from controller.decisions import Alert, Plan, Proposal, ReplicaFloor, ReplicaProposal
+from controller.snapshot import Snapshot
 from tests.controller.fleet import app_doc, app_snapshot, fleet, make_config, version
 
 CONFIG = make_config(
@@ -19,29 +24,41 @@ SNAP = fleet(
 )
 
 
-def test_no_cap_while_the_plan_fits() -> None:
-    wants = [ReplicaProposal("chat", "v1", 3, "scaling", "x")]
-    made, state = BudgetAgent().review(SNAP, {}, CONFIG, wants)
-    assert list(made) == []
+def review(
+    snap: Snapshot, state: dict, config: GovernorConfig, asks: Sequence[Proposal]
+) -> tuple[Plan, list[Alert], dict]:
+    """The arbiter's plan for `asks` and the budget agent's review of it."""
+    plan = arbitrate(snap, asks, config)
+    alerts, next_state = BudgetAgent().review(snap, state, config, plan)
+    return plan, list(alerts), next_state
+
+
+def test_no_cut_and_no_alert_while_the_plan_fits() -> None:
+    plan, alerts, state = review(
+        SNAP, {}, CONFIG, [ReplicaProposal("chat", "v1", 3, "scaling", "x")]
+    )
+    assert plan.budget_cuts == ()
+    assert alerts == []
     assert state == {"capped_since": {}}
 
 
-def test_the_lower_priority_app_is_capped_and_its_slo_named_at_risk() -> None:
+def test_the_lower_priority_app_is_cut_and_its_slo_named_at_risk() -> None:
     wants = [
         ReplicaProposal("chat", "v1", 4, "scaling", "busy"),
         ReplicaProposal("batch", "v1", 4, "scaling", "busy"),
     ]
-    made, state = BudgetAgent().review(SNAP, {}, CONFIG, wants)
-    caps = [p for p in made if isinstance(p, ReplicaCap)]
-    assert [(c.app, c.replicas) for c in caps] == [("batch", 2)]
-    assert "total budget 9.00/h" in caps[0].reason
-    (alert,) = [p for p in made if isinstance(p, Alert)]
+    plan, alerts, state = review(SNAP, {}, CONFIG, wants)
+    assert (plan.replicas_for("chat", "v1"), plan.replicas_for("batch", "v1")) == (4, 2)
+    (cut,) = plan.budget_cuts
+    assert (cut.app, cut.asked, cut.allowed, cut.proposed) == ("batch", 4, 2, 4)
+    assert "total budget 9.00/h took 2" in cut.cuts[0]
+    (alert,) = alerts
     assert alert.app == "batch" and "SLO p95 <= 2000 ms at risk" in alert.message
     assert "allows 2 of the 4" in alert.message
     assert "batch/v1" in state["capped_since"]
 
 
-def test_the_plan_with_the_budget_agent_fits_and_keeps_its_reasons() -> None:
+def test_the_plan_fits_and_its_decisions_say_which_budget_took_replicas() -> None:
     config = make_config(
         app_doc("chat", versions=("v1",), priority=5, scaling={"capacity_rps_per_replica": 10}),
         app_doc("batch", versions=("v1",), priority=0, scaling={"capacity_rps_per_replica": 10}),
@@ -59,7 +76,8 @@ def test_the_plan_with_the_budget_agent_fits_and_keeps_its_reasons() -> None:
     assert plan.replicas_for("batch", "v1") == 1
     assert any(a.app == "batch" and "at risk" in a.message for a in plan.alerts)
     (batch,) = [d for d in plan.replicas if d.app == "batch"]
-    assert any("budget's cap" in r for r in batch.reasons)
+    assert any(r.startswith("budget: total budget 5.00/h took") for r in batch.reasons)
+    assert "batch/v1" in decision.states["budget"]["capped_since"]
 
 
 def test_rollout_floors_yield_after_scaling_surplus_and_are_reported() -> None:
@@ -77,16 +95,16 @@ def test_rollout_floors_yield_after_scaling_surplus_and_are_reported() -> None:
         ReplicaFloor("chat", "v2", 3, "rollout", "room for 25%"),
         ReplicaProposal("chat", "v1", 2, "scaling", "steady"),
     ]
-    made, _ = BudgetAgent().review(snap, {}, config, asks)
-    caps = {p.version: p.replicas for p in made if isinstance(p, ReplicaCap)}
-    assert caps == {"v1": 1, "v2": 2}, "v1's surplus above its minimum goes first"
-    assert any(isinstance(p, Alert) and "rollout floor of 3" in p.message for p in made)
+    plan, alerts, _ = review(snap, {}, config, asks)
+    cut = {c.version: c.allowed for c in plan.budget_cuts}
+    assert cut == {"v1": 1, "v2": 2}, "v1's surplus above its minimum goes first"
+    assert any("rollout floor of 3" in a.message for a in alerts)
 
 
 def test_capped_since_survives_ticks() -> None:
     wants = [ReplicaProposal("batch", "v1", 8, "scaling", "busy")]
-    _, first = BudgetAgent().review(SNAP, {}, CONFIG, wants)
+    _, _, first = review(SNAP, {}, CONFIG, wants)
     later = fleet(*SNAP.apps, now=SNAP.now.replace(minute=5))
-    made, second = BudgetAgent().review(later, first, CONFIG, wants)
+    _, alerts, second = review(later, first, CONFIG, wants)
     assert second["capped_since"] == first["capped_since"]
-    assert any(isinstance(p, Alert) and "capped for 300s" in p.message for p in made)
+    assert any("capped for 300s" in a.message for a in alerts)

@@ -6,8 +6,9 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from controller.agents.rollout import current_stable, rollout_view
 from controller.config import GovernorConfig
-from controller.decide import current_stable, decide, rollout_view
+from controller.decide import decide
 from controller.decisions import ReplicaFloor, ReplicaProposal, WeightProposal
 from controller.snapshot import OperatorCommand
 from tests.controller.fleet import (
