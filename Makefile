@@ -21,6 +21,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff format --check serving controller kuberay
 
 typecheck: $(STAMP)
@@ -30,6 +31,7 @@ test: $(STAMP)
 	bash scripts/ensure-prometheus.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest
 
 unit: $(STAMP)
