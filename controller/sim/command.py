@@ -59,11 +59,27 @@ def simulate(
     initial_replicas: Annotated[
         int | None, typer.Option(min=1, help="Replicas at the start, for every policy.")
     ] = None,
+    fleet: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Simulate this many copies of the config's first application at once, each "
+            "on its own rotated trace of the suite, under one decide() and shared budgets.",
+        ),
+    ] = None,
+    volume: Annotated[
+        float, typer.Option(min=0.001, help="--fleet: each app's traffic x the suite trace's.")
+    ] = 0.25,
 ) -> None:
     """Simulate a trace against the fleet under each policy and compare them."""
     # A table wider than 80 columns: keep it readable when piped to a file.
     out = Console(width=None if sys.stdout.isatty() else 200)
     err = Console(stderr=True)
+    if fleet is not None:
+        from controller.sim import fleet_command
+
+        fleet_command.run(config_path, profile_path, fleet, volume, seed, json_out, out, err)
+        return
     try:
         s = load_scenario(config_path, trace_path, profile_path, time_scale, rate_scale, seed,
                           app_name, hpa_target, initial_replicas)

@@ -26,7 +26,7 @@ from controller.sim.observe import (
     PipelineSettings,
     VersionCounters,
 )
-from controller.sim.policies.base import Policy, PolicyState, PolicyView
+from controller.sim.policies.base import Action, Policy, PolicyState, PolicyView
 from controller.sim.profile import Profile
 from controller.sim.replica import (
     DRAINING,
@@ -57,6 +57,8 @@ class SimSettings:
     """After the last arrival, stop waiting for unfinished requests after this long."""
     startup_s: float | None = None
     """Override the profile's start-up delay."""
+    keep_s: float | None = None
+    """Keep only this many seconds of samples (a fleet of many simulations); None keeps all."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,7 +123,7 @@ class Simulation:
         self.weights = {v: (100 if v == stable else 0) for v in self.versions}
         self._wrr = {v: 0 for v in self.versions}
         self.startup_measured: dict[str, float | None] = {v: None for v in self.versions}
-        self.obs = Observations(self.versions, self.settings.sample_s)
+        self.obs = Observations(self.versions, self.settings.sample_s, self.settings.keep_s)
         self.scaling_actions = 0
         self.outstanding = 0
         self.state: PolicyState = {}
@@ -301,8 +303,9 @@ class Simulation:
             s = self.status(v)
             self.obs.add(self.now, v, self.counters[v], s.running, s.starting, s.target)
 
-    def _tick(self) -> None:
-        view = PolicyView(
+    def view(self) -> PolicyView:
+        """What a policy sees at the current simulated second."""
+        return PolicyView(
             t=self.now,
             start=self.trace.start,
             app=self.app,
@@ -312,7 +315,9 @@ class Simulation:
             pipeline=self.settings.pipeline,
             startup_s=dict(self.startup_measured),
         )
-        action, self.state = self.policy.decide(view, self.state)
+
+    def apply(self, action: Action) -> None:
+        """Set the weights and replica targets a policy decided."""
         if action.weights is not None and action.weights != self.weights:
             self.weights = {v: int(action.weights.get(v, 0)) for v in self.versions}
         for v, n in action.replicas.items():
@@ -321,25 +326,41 @@ class Simulation:
         if action.note and (not self.notes or self.notes[-1] != action.note):
             self.notes.append(action.note)
 
-    def run(self, progress: Progress | None = None) -> SimResult:
-        """Simulate the whole trace and return what happened."""
-        wall = time.perf_counter()
+    def _tick(self) -> None:
+        action, self.state = self.policy.decide(self.view(), self.state)
+        self.apply(action)
+
+    def start(self, ticks: bool = True) -> None:
+        """Place the initial replicas and schedule sampling (and the policy's ticks).
+
+        With `ticks=False` the policy is driven from outside through `view` and `apply`
+        (a fleet of simulations under one decision), and `advance` only moves time.
+        """
+        self._wall = time.perf_counter()
         for v, n in self.policy.initial_replicas(self.app).items():
             self.targets[v] = n
             for _ in range(n):
                 self._new_replica(v, ready_now=True)
         self._sample()
         self._push(self.settings.sample_s, _SAMPLE, None)
-        self._push(self.policy.interval_s, _TICK, None)
+        if ticks:
+            self._push(self.policy.interval_s, _TICK, None)
+        self._i = 0
+        self._last = self.arrival[-1] if self.arrival else 0.0
+        self._give_up = self._last + self.settings.drain_limit_s
+        self._next_progress = 0.0
+        self.over = False
+
+    def advance(self, until: float = math.inf, progress: Progress | None = None) -> bool:
+        """Process every event up to simulated second `until`; True once the run is over."""
         arrival = self.arrival
         n = len(arrival)
-        last = arrival[-1] if n else 0.0
-        give_up = last + self.settings.drain_limit_s
         heap = self._heap
-        i = 0
-        next_progress = 0.0
-        while True:
+        i = self._i
+        while not self.over:
             next_arrival = arrival[i] if i < n else math.inf
+            if min(heap[0][0], next_arrival) > until:
+                break
             if heap[0][0] <= next_arrival:
                 at, _, kind, replica, token = heapq.heappop(heap)
                 self.now = at
@@ -352,9 +373,9 @@ class Simulation:
                 elif kind == _SAMPLE:
                     self._sample()
                     self._push(at + self.settings.sample_s, _SAMPLE, None)
-                    if progress is not None and at >= next_progress:
-                        progress(at, last)
-                        next_progress = at + 60.0
+                    if progress is not None and at >= self._next_progress:
+                        progress(at, self._last)
+                        self._next_progress = at + 60.0
                 else:
                     self._tick()
                     self._push(at + self.policy.interval_s, _TICK, None)
@@ -363,13 +384,18 @@ class Simulation:
                 self._route(i)
                 i += 1
             if i >= n and self.outstanding == 0:
-                break
-            if self.now > give_up:
+                self.over = True
+            elif self.now > self._give_up:
                 self.notes.append(
                     f"{self.outstanding} requests unfinished {self.settings.drain_limit_s:.0f} s "
                     "after the last arrival; counted as SLO misses"
                 )
-                break
+                self.over = True
+        self._i = i
+        return self.over
+
+    def result(self) -> SimResult:
+        """Take the last sample and return what happened."""
         end = self.now
         self._sample()
         spans = tuple(
@@ -391,9 +417,15 @@ class Simulation:
             end_s=end,
             obs=self.obs,
             scaling_actions=self.scaling_actions,
-            wall_s=time.perf_counter() - wall,
+            wall_s=time.perf_counter() - self._wall,
             notes=tuple(self.notes),
         )
+
+    def run(self, progress: Progress | None = None) -> SimResult:
+        """Simulate the whole trace and return what happened."""
+        self.start()
+        self.advance(math.inf, progress)
+        return self.result()
 
 
 def simulate(

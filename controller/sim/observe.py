@@ -102,9 +102,13 @@ class Sample:
 class Observations:
     """Samples of every version's counters, taken every `sample_s` seconds."""
 
-    def __init__(self, versions: tuple[str, ...], sample_s: float = 1.0) -> None:
+    def __init__(
+        self, versions: tuple[str, ...], sample_s: float = 1.0, keep_s: float | None = None
+    ) -> None:
         self.versions = versions
         self.sample_s = sample_s
+        self.keep_s = keep_s
+        """Forget samples older than this (None keeps the whole run, for plots)."""
         self.times: list[float] = []
         self.samples: dict[str, list[Sample]] = {v: [] for v in versions}
 
@@ -112,6 +116,7 @@ class Observations:
             target: int) -> None:
         """Record the counters of one version at time `t` (call in time order)."""
         if not self.times or self.times[-1] != t:
+            self._forget_before(t)
             self.times.append(t)
         self.samples[version].append(
             Sample(
@@ -123,6 +128,15 @@ class Observations:
                 target=target,
             )
         )
+
+    def _forget_before(self, t: float) -> None:
+        # Trim in halves, so that each sample is moved O(1) times over a run.
+        if self.keep_s is None or len(self.times) < 64 or self.times[0] >= t - 2 * self.keep_s:
+            return
+        cut = bisect.bisect_left(self.times, t - self.keep_s)
+        del self.times[:cut]
+        for v in self.versions:
+            del self.samples[v][:cut]
 
     def index_at(self, t: float) -> int | None:
         """Index of the newest sample taken at or before `t`."""
