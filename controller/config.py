@@ -229,18 +229,59 @@ class LocalTarget(_Strict):
 
 
 class KubeRayTarget(_Strict):
-    """A RayService on Kubernetes, managed by KubeRay."""
+    """RayServices on Kubernetes, managed by KubeRay: one, or several shards of the fleet."""
 
     namespace: str = "default"
-    rayservice: str = Field(min_length=1)
+    rayservice: str | None = Field(default=None, min_length=1)
+    """The one RayService that holds every governed application."""
+    rayservices: list[str] = Field(default_factory=list)
+    """Several RayServices (shards), each holding some of the applications, by name."""
+    rayservice_selector: str | None = Field(default=None, min_length=1)
+    """A label selector for the shard RayServices, e.g. `governor.ray.io/fleet=governor`."""
     dashboard_url: str | None = None
-    """Head service dashboard, for the scale API; None writes replicas through the config only."""
+    """Head service dashboard, for the scale API; None writes replicas through the config only.
+    With several RayServices, `{rayservice}` in it stands for each one's name."""
     kubeconfig: str | None = None
     """Path to a kubeconfig; None uses the in-cluster config, then the default kubeconfig."""
     lease_name: str = "governor-leader"
     lease_duration_s: float = Field(default=15, gt=0)
     renew_period_s: float = Field(default=5, gt=0)
     request_timeout_s: float = Field(default=10, gt=0)
+    max_serve_config_bytes: int = Field(default=512 * 1024, gt=0, le=1024 * 1024)
+    """The largest serveConfigV2 written to one RayService (etcd refuses objects over 1.5 MiB)."""
+    state_configmap: str = Field(
+        default="governor-state", max_length=200, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+    )
+    """The ConfigMap holding the agents' state; `<name>-<n>` hold the rest as it grows."""
+    max_state_bytes: int = Field(default=768 * 1024, gt=0, le=1024 * 1024)
+    """The most state data one ConfigMap holds before the state is split further."""
+
+    @model_validator(mode="after")
+    def _one_way_to_name_the_fleet(self) -> KubeRayTarget:
+        given = [
+            f
+            for f, v in (
+                ("rayservice", self.rayservice),
+                ("rayservices", self.rayservices),
+                ("rayservice_selector", self.rayservice_selector),
+            )
+            if v
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "name the RayServices in exactly one of rayservice, rayservices or "
+                f"rayservice_selector (set: {given or 'none'})"
+            )
+        repeated = sorted(n for n, c in Counter(self.rayservices).items() if c > 1)
+        if repeated:
+            raise ValueError(f"rayservices repeat: {repeated}")
+        several = len(self.rayservices) > 1 or self.rayservice_selector is not None
+        if several and self.dashboard_url and "{rayservice}" not in self.dashboard_url:
+            raise ValueError(
+                "dashboard_url must contain {rayservice} when the fleet spans several "
+                "RayServices (each has its own head service)"
+            )
+        return self
 
 
 class PrometheusSource(_Strict):

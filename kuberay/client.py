@@ -152,13 +152,17 @@ class RayServiceClient:
         finally:
             w.stop()
 
-    def update(self, name: str, build: PatchBuilder) -> UpdateOutcome:
+    def update(
+        self, name: str, build: PatchBuilder, current: RayService | None = None
+    ) -> UpdateOutcome:
         """Read, build a merge patch from the fresh object, patch at its resourceVersion.
 
+        `current`, when given, is a read made this tick and stands in for the first read.
         On a 409 the object is read again and the patch rebuilt, up to `max_conflicts` times.
         """
         for attempt in range(1, self.max_conflicts + 1):
-            current = self.get(name)
+            if current is None or attempt > 1:
+                current = self.get(name)
             patch = build(current)
             if patch is None:
                 return UpdateOutcome(current, patched=False, attempts=attempt)

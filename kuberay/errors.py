@@ -106,3 +106,7 @@ def k8s_call(op: Operation, fn: Callable[[], T]) -> T:
         raise TemporaryError(
             f"{op.describe()}: {type(err).__name__}: {err}", DEFAULT_RETRY_AFTER_S
         ) from err
+
+
+class TooLargeError(PermanentError):
+    """An object would outgrow what the API server or etcd accepts; nothing was written."""

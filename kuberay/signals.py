@@ -1,4 +1,4 @@
-"""The replica and status part of the snapshot: the RayService, and the head's Serve API.
+"""The replica and status part of the snapshot: the RayServices, and their heads' Serve API.
 
 Latency, rates and errors come from Prometheus (a separate source merges them in); this
 source says what KubeRay and Serve report about applications, replicas and weights.
@@ -6,6 +6,7 @@ source says what KubeRay and Serve report about applications, replicas and weigh
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from controller.actuators.serve_config import deployed_weights
@@ -14,8 +15,8 @@ from controller.config import AppConfig, GovernorConfig
 from controller.errors import GovernorError
 from controller.signals.replicas import ReplicaStartTracker, replica_counts
 from controller.snapshot import AppSnapshot, ClusterSnapshot, Snapshot, VersionSnapshot
-from kuberay.client import RayServiceClient
-from kuberay.status import DEPLOYMENT_HEALTHY, ClusterStatus, RayService
+from kuberay.shards import RayServiceShards, Shard
+from kuberay.status import DEPLOYMENT_HEALTHY, ClusterStatus
 
 
 class ServeStatusReader(Protocol):
@@ -47,11 +48,18 @@ def cluster_snapshot(active: ClusterStatus) -> ClusterSnapshot:
     )
 
 
-def _app_doc(service: RayService, name: str) -> dict[str, Any] | None:
-    for a in service.serve_config().get("applications") or []:
-        if isinstance(a, dict) and a.get("name") == name:
-            return a
-    return None
+def _total(values: list[float | None]) -> float | None:
+    # One shard of unknown size makes the fleet's size unknown, not smaller.
+    return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
+
+def fleet_capacity(shards: Sequence[Shard]) -> ClusterSnapshot:
+    """Capacity of every shard's active RayCluster together."""
+    parts = [cluster_snapshot(s.service.status.active) for s in shards]
+    return ClusterSnapshot(
+        total_cpus=_total([p.total_cpus for p in parts]),
+        total_gpus=_total([p.total_gpus for p in parts]),
+    )
 
 
 def _num_replicas(app_doc: dict[str, Any] | None, deployment: str) -> int | None:
@@ -63,63 +71,67 @@ def _num_replicas(app_doc: dict[str, Any] | None, deployment: str) -> int | None
 
 
 class RayServiceSource:
-    """One Snapshot per call: application status, replicas and weights of a RayService."""
+    """One Snapshot per call: application status, replicas and weights of the fleet's shards."""
 
     def __init__(
         self,
-        client: RayServiceClient,
-        name: str,
+        shards: RayServiceShards,
         config: GovernorConfig,
         clock: Clock,
-        serve_status: ServeStatusReader | None = None,
+        serve_status: Callable[[str], ServeStatusReader] | None = None,
     ) -> None:
-        self.client = client
-        self.name = name
+        self.shards = shards
         self.config = config
         self.clock = clock
         self.serve_status = serve_status
+        """Serve's status reader of one shard's head, by RayService name."""
         self.starts = ReplicaStartTracker()
 
     def observe(self) -> Snapshot:
-        """Read the RayService (and Serve's status, if reachable); what fails stays missing."""
+        """Read every shard (and Serve's status, if reachable); what fails stays missing."""
         now = self.clock.now()
-        problems: list[str] = []
-        service: RayService | None = None
-        try:
-            service = self.client.get(self.name)
-            service.serve_config()
-        except GovernorError as err:
-            problems.append(f"rayservice: {err}")
-            service = None
-        serve: dict[str, Any] | None = None
+        index = self.shards.read()
+        problems = [f"{u.what}: {u.error}" for u in index.unread]
+        for name, homes in sorted(index.duplicates.items()):
+            problems.append(f"application {name} is in several rayservices {list(homes)}")
+        serve: dict[str, dict[str, Any]] = {}
         if self.serve_status is not None:
-            try:
-                serve = self.serve_status.get_applications()
-                self.starts.observe(serve, now)
-            except GovernorError as err:
-                problems.append(f"serve status: {err}")
-        apps = tuple(self._app(a, service, serve) for a in self.config.applications)
-        cluster = cluster_snapshot(service.status.active) if service else ClusterSnapshot()
+            governed = {a.name for a in self.config.applications}
+            for s in index.shards:
+                if governed.isdisjoint(s.apps):
+                    continue
+                try:
+                    doc = self.serve_status(s.name).get_applications()
+                    self.starts.observe(doc, now)
+                    serve[s.name] = doc
+                except GovernorError as err:
+                    problems.append(f"serve status of {s.name}: {err}")
+        apps = []
+        for app in self.config.applications:
+            shard = None if app.name in index.duplicates else index.shard_of(app.name)
+            if shard is None and not index.unread and app.name not in index.duplicates:
+                problems.append(f"application {app.name} is in none of {self.shards.describe()}")
+            apps.append(self._app(app, shard, serve.get(shard.name) if shard else None))
         return Snapshot(
             now=now,
-            apps=apps,
-            cluster=cluster,
+            apps=tuple(apps),
+            cluster=fleet_capacity(index.shards) if index.shards else ClusterSnapshot(),
             window_s=self.config.window_s,
             problems=tuple(problems),
         )
 
     def _app(
-        self, app: AppConfig, service: RayService | None, serve: dict[str, Any] | None
+        self, app: AppConfig, shard: Shard | None, serve: dict[str, Any] | None
     ) -> AppSnapshot:
-        if service is None and serve is None:
+        if shard is None:
             return AppSnapshot(
                 name=app.name,
                 versions=tuple(
                     VersionSnapshot(app.name, v.name, v.deployment) for v in app.versions
                 ),
             )
-        status = service.status.active.application(app.name) if service else None
-        app_doc = _app_doc(service, app.name) if service else None
+        status = shard.service.status.active.application(app.name)
+        app_doc = shard.apps.get(app.name)
         serve_app = ((serve or {}).get("applications") or {}).get(app.name) if serve else None
         weights = None
         if serve_app is not None:

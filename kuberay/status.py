@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import yaml
@@ -13,6 +14,24 @@ READY = "Ready"
 UPGRADE_IN_PROGRESS = "UpgradeInProgress"
 APP_RUNNING = "RUNNING"
 DEPLOYMENT_HEALTHY = "HEALTHY"
+
+# libyaml parses a fleet-sized serveConfigV2 an order of magnitude faster than pure Python.
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def parse_serve_config(text: str | None, where: str) -> dict[str, Any]:
+    """A `serveConfigV2` text parsed (empty when unset); PermanentError if not a YAML mapping."""
+    if not text:
+        return {}
+    try:
+        doc = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as err:
+        raise PermanentError(f"{where}: spec.serveConfigV2 is not YAML: {err}") from err
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise PermanentError(f"{where}: spec.serveConfigV2 is not a mapping")
+    return doc
 
 
 @dataclass(frozen=True)
@@ -51,10 +70,11 @@ class ApplicationStatus:
 
     def deployment(self, name: str) -> DeploymentStatus | None:
         """The status of deployment `name`, if KubeRay reported it."""
-        for d in self.deployments:
-            if d.name == name:
-                return d
-        return None
+        return self._by_name.get(name)
+
+    @cached_property
+    def _by_name(self) -> dict[str, DeploymentStatus]:
+        return {d.name: d for d in self.deployments}
 
 
 @dataclass(frozen=True)
@@ -86,10 +106,12 @@ class ClusterStatus:
 
     def application(self, name: str) -> ApplicationStatus | None:
         """The status of application `name`, if KubeRay reported it."""
-        for a in self.applications:
-            if a.name == name:
-                return a
-        return None
+        return self._by_name.get(name)
+
+    @cached_property
+    def _by_name(self) -> dict[str, ApplicationStatus]:
+        # One index per status read, so a fleet-sized status is not scanned per application.
+        return {a.name: a for a in self.applications}
 
 
 @dataclass(frozen=True)
@@ -138,21 +160,7 @@ class RayService:
 
     def serve_config(self) -> dict[str, Any]:
         """`spec.serveConfigV2` parsed (empty when unset); PermanentError if it is not YAML."""
-        if not self.serve_config_v2:
-            return {}
-        try:
-            doc = yaml.safe_load(self.serve_config_v2)
-        except yaml.YAMLError as err:
-            raise PermanentError(
-                f"rayservice {self.namespace}/{self.name}: spec.serveConfigV2 is not YAML: {err}"
-            ) from err
-        if doc is None:
-            return {}
-        if not isinstance(doc, dict):
-            raise PermanentError(
-                f"rayservice {self.namespace}/{self.name}: spec.serveConfigV2 is not a mapping"
-            )
-        return doc
+        return parse_serve_config(self.serve_config_v2, f"rayservice {self.namespace}/{self.name}")
 
 
 def _str(value: Any) -> str | None:

@@ -1,4 +1,4 @@
-"""Builds the KubeRay target: RayService client, leader election, actuator, state, signals."""
+"""Builds the KubeRay target: the fleet's shards, leader election, actuator, state, signals."""
 
 from __future__ import annotations
 
@@ -14,13 +14,15 @@ from controller.errors import ConfigError
 from controller.signals.base import SignalSource
 from controller.signals.prometheus import PrometheusSource
 from controller.targets import Target
-from controller.transports.ray_dashboard import RayDashboardClient
 from kuberay.actuator import KubeRayActuator
 from kuberay.client import RayServiceClient
+from kuberay.configmaps import ConfigMapClient
 from kuberay.connect import api_client
+from kuberay.dashboards import Dashboards
 from kuberay.leader import LeaderElector, default_identity
+from kuberay.shards import RayServiceShards
 from kuberay.signals import RayServiceSource
-from kuberay.state_store import AnnotationStateStore
+from kuberay.state_store import AnnotationMigration, ConfigMapStateStore
 
 
 @dataclass
@@ -64,6 +66,7 @@ def build_kuberay_target(
         request_timeout_s=kr.request_timeout_s,
         sleep=clock.sleep,
     )
+    shards = RayServiceShards.from_config(client, kr)
     elector = LeaderElector(
         k8s.CoordinationV1Api(api),
         kr.namespace,
@@ -74,13 +77,15 @@ def build_kuberay_target(
         renew_period_s=kr.renew_period_s,
         request_timeout_s=min(kr.request_timeout_s, kr.renew_period_s),
     )
-    dashboard = None
+    dashboards = None
     if kr.dashboard_url:
-        dashboard = RayDashboardClient(
+        dashboards = Dashboards(
             kr.dashboard_url, kr.request_timeout_s, transport=dashboard_transport
         )
-    closers: list[object] = [api] if dashboard is None else [dashboard, api]
-    source: SignalSource = RayServiceSource(client, kr.rayservice, config, clock, dashboard)
+    closers: list[object] = [api] if dashboards is None else [dashboards, api]
+    source: SignalSource = RayServiceSource(
+        shards, config, clock, dashboards.for_shard if dashboards else None
+    )
     if config.signals.kind == "prometheus":
         # Latency, rates and errors from Prometheus; replicas and weights from the cluster.
         prometheus = PrometheusSource(
@@ -88,6 +93,26 @@ def build_kuberay_target(
         )
         closers.insert(0, prometheus)
         source = prometheus
-    actuator = KubeRayActuator(client, kr.rayservice, config, scaler=dashboard)
-    store = AnnotationStateStore(client, kr.rayservice, clock, may_write=elector.is_leader)
+    actuator = KubeRayActuator(
+        client,
+        shards,
+        config,
+        scaler=dashboards.for_shard if dashboards else None,
+        max_serve_config_bytes=kr.max_serve_config_bytes,
+    )
+    configmaps = ConfigMapClient(
+        k8s.CoreV1Api(api),
+        kr.namespace,
+        request_timeout_s=kr.request_timeout_s,
+        sleep=clock.sleep,
+    )
+    store = ConfigMapStateStore(
+        configmaps,
+        (a.name for a in config.applications),
+        clock,
+        name=kr.state_configmap,
+        max_bytes=kr.max_state_bytes,
+        may_write=elector.is_leader,
+        migration=AnnotationMigration(client, shards),
+    )
     return ClusterTarget(source, actuator, store, closers, elector=elector)

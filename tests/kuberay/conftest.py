@@ -16,8 +16,10 @@ from controller.decisions import Plan, ReplicaDecision, WeightDecision
 from controller.snapshot import AppSnapshot, Snapshot, VersionSnapshot
 from kuberay.actuator import KubeRayActuator
 from kuberay.client import RayServiceClient
+from kuberay.configmaps import ConfigMapClient
 from kuberay.connect import api_client_for_host
 from kuberay.retry import Backoff
+from kuberay.shards import RayServiceShards
 from tests.controller.clock import ManualClock
 from tests.controller.sample_config import governor_config
 from tests.kuberay.fake_apiserver import FakeApiServer
@@ -84,13 +86,19 @@ RUNNING_STATUS: dict[str, Any] = {
 
 
 def rayservice_object(
-    serve_config: dict[str, Any] | None = None, status: dict[str, Any] | None = None
+    serve_config: dict[str, Any] | None = None,
+    status: dict[str, Any] | None = None,
+    name: str = NAME,
+    labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A RayService as the operator would have it: spec, generation and status."""
+    meta: dict[str, Any] = {"name": name, "namespace": NAMESPACE, "generation": 1}
+    if labels:
+        meta["labels"] = labels
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayService",
-        "metadata": {"name": NAME, "namespace": NAMESPACE, "generation": 1},
+        "metadata": meta,
         "spec": {
             "serveConfigV2": yaml.safe_dump(serve_config or SERVE_CONFIG, sort_keys=False),
             "rayClusterConfig": {
@@ -196,15 +204,33 @@ def rs_client(api: k8s.ApiClient, sleeps: list[float]) -> RayServiceClient:
 
 
 @pytest.fixture
+def cm_client(api: k8s.ApiClient, sleeps: list[float]) -> ConfigMapClient:
+    """A ConfigMap client on the stand-in, with recorded (not real) back-off sleeps."""
+    return ConfigMapClient(
+        k8s.CoreV1Api(api),
+        NAMESPACE,
+        request_timeout_s=0.5,
+        backoff=Backoff(attempts=3, base_s=0.5, factor=2.0),
+        sleep=sleeps.append,
+    )
+
+
+@pytest.fixture
 def rayservice(apiserver: FakeApiServer) -> dict[str, Any]:
     """A running RayService seeded into the stand-in."""
     return apiserver.seed(rayservice_object())
 
 
 @pytest.fixture
-def actuator(rs_client: RayServiceClient) -> KubeRayActuator:
-    """An actuator without the scale API."""
-    return KubeRayActuator(rs_client, NAME, governor_config())
+def shards(rs_client: RayServiceClient) -> RayServiceShards:
+    """The fleet of one RayService, NAME."""
+    return RayServiceShards(rs_client, names=[NAME])
+
+
+@pytest.fixture
+def actuator(rs_client: RayServiceClient, shards: RayServiceShards) -> KubeRayActuator:
+    """An actuator on the one RayService, without the scale API."""
+    return KubeRayActuator(rs_client, shards, governor_config())
 
 
 def rendered_manifests() -> list[dict[str, Any]]:

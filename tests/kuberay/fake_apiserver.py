@@ -1,10 +1,13 @@
 """A stand-in Kubernetes API server: only the endpoints the Governor uses, over real HTTP.
 
-RayServices (`ray.io/v1`): get, status get, list, watch, JSON merge patch with
-resourceVersion preconditions (409 on a stale version). Leases
-(`coordination.k8s.io/v1`): create, get, replace with resourceVersion preconditions and
-the API server's MicroTime format check. Faults (a status, a delay, or both) are
-injected per method and path for a number of requests.
+RayServices (`ray.io/v1`): get, status get, list (with an equality label selector),
+watch, JSON merge patch with resourceVersion preconditions (409 on a stale version).
+ConfigMaps (`v1`): get, create, JSON merge patch with resourceVersion preconditions.
+Leases (`coordination.k8s.io/v1`): create, get, replace with resourceVersion
+preconditions and the API server's MicroTime format check. Writes are refused as the
+real server refuses them: annotations over 256 KiB, ConfigMap data over 1 MiB, objects
+over etcd's 1.5 MiB. Faults (a status, a delay, or both) are injected per method and
+path for a number of requests.
 """
 
 from __future__ import annotations
@@ -23,11 +26,17 @@ from urllib.parse import parse_qs, urlparse
 RS_PATH = re.compile(
     r"^/apis/ray\.io/v1/namespaces/(?P<ns>[^/]+)/rayservices(?:/(?P<name>[^/]+))?(?P<status>/status)?$"
 )
+CM_PATH = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/configmaps(?:/(?P<name>[^/]+))?$")
 LEASE_PATH = re.compile(
     r"^/apis/coordination\.k8s\.io/v1/namespaces/(?P<ns>[^/]+)/leases(?:/(?P<name>[^/]+))?$"
 )
 # metav1.MicroTime: RFC 3339 with exactly six fractional digits.
 MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$")
+
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+MAX_CONFIGMAP_DATA_BYTES = 1024 * 1024
+MAX_OBJECT_BYTES = 1536 * 1024
+"""etcd's default request limit, which bounds every stored object."""
 
 REASONS = {
     400: "BadRequest",
@@ -35,6 +44,7 @@ REASONS = {
     404: "NotFound",
     409: "Conflict",
     415: "UnsupportedMediaType",
+    422: "Invalid",
     429: "TooManyRequests",
     500: "InternalError",
     503: "ServiceUnavailable",
@@ -72,6 +82,8 @@ class Request:
     headers: dict[str, str] = field(default_factory=dict)
     """Header names in lower case."""
     status: int = 0
+    size: int = 0
+    """Bytes of the request body as sent."""
 
 
 @dataclass
@@ -169,7 +181,7 @@ class FakeApiServer:
     def seed(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create an object directly (RayService or Lease), status included."""
         kind = obj["kind"]
-        resource = {"RayService": "rayservices", "Lease": "leases"}[kind]
+        resource = {"RayService": "rayservices", "Lease": "leases", "ConfigMap": "configmaps"}[kind]
         meta = obj.setdefault("metadata", {})
         meta.setdefault("namespace", "default")
         with self.lock:
@@ -188,6 +200,11 @@ class FakeApiServer:
         """A copy of a stored object."""
         with self.lock:
             return copy.deepcopy(self.store.objects[(resource, namespace, name)])
+
+    def sent(self, method: str, path: str) -> list[Request]:
+        """The requests with `method` whose path matches `path`, in order."""
+        with self.lock:
+            return [r for r in self.requests if r.method == method and re.search(path, r.path)]
 
     def count(self, method: str, path: str, status: int | None = None) -> int:
         """How many requests with `method` whose path matches `path` (and answered `status`)."""
@@ -254,6 +271,7 @@ def _make_handler(server: FakeApiServer) -> type[BaseHTTPRequestHandler]:
                 parse_qs(parsed.query),
                 body,
                 {k.lower(): v for k, v in self.headers.items()},
+                size=len(raw),
             )
             with server.lock:
                 server.requests.append(record)
@@ -280,6 +298,10 @@ def _make_handler(server: FakeApiServer) -> type[BaseHTTPRequestHandler]:
             m = LEASE_PATH.match(parsed.path)
             if m:
                 self._leases(method, m, record)
+                return
+            m = CM_PATH.match(parsed.path)
+            if m:
+                self._configmaps(method, m, record)
                 return
             self._fail(404, f"the stand-in does not serve {parsed.path}", record)
 
@@ -353,6 +375,10 @@ def _make_handler(server: FakeApiServer) -> type[BaseHTTPRequestHandler]:
                 updated["metadata"]["namespace"] = ns
                 if "status" in current:
                     updated["status"] = current["status"]
+                problem = _size_problem("rayservices.ray.io", name, updated)
+                if problem is not None:
+                    self._fail(*problem, record)
+                    return
                 if updated.get("spec") != current.get("spec"):
                     updated["metadata"]["generation"] = (
                         int(current["metadata"].get("generation", 1)) + 1
@@ -363,11 +389,15 @@ def _make_handler(server: FakeApiServer) -> type[BaseHTTPRequestHandler]:
         def _matching(self, ns: str, record: Request) -> list[dict[str, Any]]:
             selector = record.query.get("fieldSelector", [""])[0]
             wanted = selector.split("=", 1)[1] if selector.startswith("metadata.name=") else None
+            labels = _equality_selector(record.query.get("labelSelector", [""])[0])
             with server.lock:
                 return [
                     copy.deepcopy(o)
                     for (res, o_ns, o_name), o in sorted(server.store.objects.items())
-                    if res == "rayservices" and o_ns == ns and wanted in (None, o_name)
+                    if res == "rayservices"
+                    and o_ns == ns
+                    and wanted in (None, o_name)
+                    and labels.items() <= (o["metadata"].get("labels") or {}).items()
                 ]
 
         def _list(self, ns: str, record: Request) -> None:
@@ -429,6 +459,63 @@ def _make_handler(server: FakeApiServer) -> type[BaseHTTPRequestHandler]:
             line = json.dumps({"type": kind, "object": obj}).encode() + b"\n"
             self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
             self.wfile.flush()
+
+        # -- ConfigMaps --------------------------------------------------------------------
+
+        def _configmaps(self, method: str, m: re.Match[str], record: Request) -> None:
+            ns, name = m["ns"], m["name"]
+            body = record.body
+            if name is None:
+                if method != "POST" or not isinstance(body, dict):
+                    self._fail(405, "method not allowed", record)
+                    return
+                name = (body.get("metadata") or {}).get("name")
+                key = ("configmaps", ns, name)
+                obj = copy.deepcopy(body)
+                obj["metadata"]["namespace"] = ns
+                problem = _size_problem("configmaps", name, obj)
+                with server.lock:
+                    if key in server.store.objects:
+                        self._fail(409, f'configmaps "{name}" already exists', record)
+                        return
+                    if problem is not None:
+                        self._fail(*problem, record)
+                        return
+                    written = server._write(key, obj, "ADDED")
+                self._send(201, written, record)
+                return
+            key = ("configmaps", ns, name)
+            if self._get_or_missing(key, "configmaps", method, record):
+                return
+            if method != "PATCH":
+                self._fail(405, "method not allowed", record)
+                return
+            if self.headers.get("Content-Type") != "application/merge-patch+json":
+                self._fail(
+                    415, f"unsupported patch type {self.headers.get('Content-Type')}", record
+                )
+                return
+            with server.lock:
+                current = server.store.objects[key]
+                wanted = ((body or {}).get("metadata") or {}).get("resourceVersion")
+                if wanted is not None and wanted != current["metadata"]["resourceVersion"]:
+                    self._fail(
+                        409,
+                        f'Operation cannot be fulfilled on configmaps "{name}": the object has '
+                        "been modified; please apply your changes to the latest version and "
+                        "try again",
+                        record,
+                    )
+                    return
+                updated = merge_patch(current, body)
+                updated["metadata"]["name"] = name
+                updated["metadata"]["namespace"] = ns
+                problem = _size_problem("configmaps", name, updated)
+                if problem is not None:
+                    self._fail(*problem, record)
+                    return
+                written = server._write(key, updated, "MODIFIED")
+            self._send(200, written, record)
 
         # -- Leases ------------------------------------------------------------------------
 
@@ -501,6 +588,39 @@ def _lease_problem(body: Any) -> str | None:
     return None
 
 
+def _equality_selector(selector: str) -> dict[str, str]:
+    """`k=v,k2=v2` as a mapping (the only selectors the stand-in understands)."""
+    out = {}
+    for part in filter(None, (p.strip() for p in selector.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or key.endswith("!"):
+            raise ValueError(f"the stand-in understands only k=v selectors, got {selector!r}")
+        out[key] = value.lstrip("=")
+    return out
+
+
+def _size_problem(resource: str, name: str, obj: dict[str, Any]) -> tuple[int, str] | None:
+    """The status and message the API server (or etcd) would refuse `obj` with, if any."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    size = sum(len(k.encode()) + len(str(v).encode()) for k, v in annotations.items())
+    if size > MAX_ANNOTATIONS_BYTES:
+        return 422, (
+            f'{resource} "{name}" is invalid: metadata.annotations: Too long: must have at '
+            f"most {MAX_ANNOTATIONS_BYTES} bytes"
+        )
+    if resource == "configmaps":
+        data = obj.get("data") or {}
+        size = sum(len(k.encode()) + len(str(v).encode()) for k, v in data.items())
+        if size > MAX_CONFIGMAP_DATA_BYTES:
+            return 422, (
+                f'ConfigMap "{name}" is invalid: []: Too long: must have at most '
+                f"{MAX_CONFIGMAP_DATA_BYTES} bytes"
+            )
+    if len(json.dumps(obj).encode()) > MAX_OBJECT_BYTES:
+        return 500, "etcdserver: request is too large"
+    return None
+
+
 def request_attributes(
     method: str, path: str, query: dict[str, list[str]], body: Any
 ) -> tuple[str, str, str, str | None] | None:
@@ -508,6 +628,7 @@ def request_attributes(
     for pattern, group, resource in (
         (RS_PATH, "ray.io", "rayservices"),
         (LEASE_PATH, "coordination.k8s.io", "leases"),
+        (CM_PATH, "", "configmaps"),
     ):
         m = pattern.match(path)
         if not m:

@@ -10,10 +10,10 @@ from controller.errors import ConfigError, PermanentError
 from controller.transports.ray_dashboard import RayDashboardClient
 from kuberay.actuator import KubeRayActuator
 from kuberay.client import RayServiceClient
+from kuberay.shards import RayServiceShards
 from tests.controller.fake_serve import FakeServe
 from tests.controller.sample_config import governor_config
 from tests.kuberay.conftest import (
-    NAME,
     PATCH,
     SERVE_CONFIG,
     deployed,
@@ -79,12 +79,15 @@ def test_zero_replicas_keep_one_in_the_config_without_a_scale_api(
 
 
 def test_the_scale_api_sets_live_counts_and_zero_once_the_config_is_in_place(
-    apiserver: FakeApiServer, rs_client: RayServiceClient, rayservice: dict[str, Any]
+    apiserver: FakeApiServer,
+    rs_client: RayServiceClient,
+    shards: RayServiceShards,
+    rayservice: dict[str, Any],
 ) -> None:
     serve = FakeServe()
     serve._deploy(SERVE_CONFIG)
     dashboard = RayDashboardClient("http://head:8265", transport=serve.transport(), token="")
-    actuator = KubeRayActuator(rs_client, NAME, governor_config(), scaler=dashboard)
+    actuator = KubeRayActuator(rs_client, shards, governor_config(), scaler=lambda name: dashboard)
 
     first = actuator.apply(plan(3, 0), snapshot(1, 1))
     assert serve.scales == [], "KubeRay has not submitted the new config yet"

@@ -16,7 +16,7 @@ from kubernetes import client as k8s
 
 from controller.config import GovernorConfig
 from controller.daemon import Daemon
-from kuberay.state_store import STATE_ANNOTATION
+from kuberay.state_store import STATE_KEY
 from kuberay.target import ClusterTarget, build_kuberay_target
 from tests.controller.clock import ManualClock
 from tests.controller.fake_serve import FakeServe
@@ -120,10 +120,9 @@ def test_a_daemon_tick_applies_its_plan_to_the_rayservice(
     deps = deployments(deployed(apiserver))
     assert deps["model_v1"]["num_replicas"] == 2
     assert deps["router"]["user_config"]["weights"] == {"v1": 100, "v2": 0}
-    state = json.loads(
-        apiserver.get("rayservices", NAMESPACE, NAME)["metadata"]["annotations"][STATE_ANNOTATION]
-    )
-    assert set(state["agents"]) >= {"scaling", "rollout"}
+    state = apiserver.get("configmaps", NAMESPACE, "governor-state")["data"]
+    assert set(json.loads(state[STATE_KEY])["agents"]) >= {"scaling", "rollout"}
+    assert json.loads(state["app.embed"])["agents"]["scaling"]["versions"]["embed/v1"]
 
     kuberay_applies(apiserver, serve)
     clock.advance(5)

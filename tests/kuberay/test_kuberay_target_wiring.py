@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -69,3 +70,48 @@ def test_a_kuberay_target_without_its_section_is_a_config_error(clock: ManualClo
 
     with pytest.raises(ConfigError, match="kuberay section"):
         build_kuberay_target(cfg, clock)
+
+
+@pytest.mark.parametrize(
+    ("kuberay", "complaint"),
+    [
+        ({"namespace": NAMESPACE}, "exactly one of rayservice, rayservices or rayservice_selector"),
+        (
+            {"rayservice": NAME, "rayservice_selector": "a=b"},
+            "set: ['rayservice', 'rayservice_selector']",
+        ),
+        ({"rayservices": ["a", "a"]}, "rayservices repeat: ['a']"),
+        (
+            {"rayservices": ["a", "b"], "dashboard_url": "http://head:8265"},
+            "dashboard_url must contain {rayservice}",
+        ),
+        ({"rayservice": NAME, "max_serve_config_bytes": 2_000_000}, "max_serve_config_bytes"),
+        ({"rayservice": NAME, "state_configmap": "Not_A_Name"}, "state_configmap"),
+    ],
+)
+def test_a_fleet_named_wrongly_is_a_config_error_naming_the_field(
+    kuberay: dict[str, Any], complaint: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(complaint)):
+        governor_config(target="kuberay", kuberay=kuberay)
+
+
+def test_a_daemon_that_does_not_hold_the_lease_writes_no_state(
+    apiserver: FakeApiServer, api: k8s.ApiClient, clock: ManualClock, rayservice: dict[str, Any]
+) -> None:
+    other = build_kuberay_target(
+        governor_config(target="kuberay", kuberay=KUBERAY), clock, api=api, identity="other"
+    )
+    target = build_kuberay_target(
+        governor_config(target="kuberay", kuberay=KUBERAY), clock, api=api, identity="a"
+    )
+    try:
+        assert other.is_leader()
+        assert not target.is_leader()
+        target.store.load()
+        target.store.save({"scaling": {"versions": {"embed/v1": {"level": 1.0}}}})
+    finally:
+        target.close()
+        other.close()
+
+    assert apiserver.count("POST", "/configmaps") + apiserver.count("PATCH", "/configmaps") == 0

@@ -11,6 +11,7 @@ EXPECTED = [
         "verbs": ["get", "list", "watch", "patch"],
     },
     {"apiGroups": ["ray.io"], "resources": ["rayservices/status"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
     {
         "apiGroups": ["coordination.k8s.io"],

@@ -52,10 +52,15 @@ def test_the_daemon_config_matches_the_rendered_manifests() -> None:
     assert (
         kr.namespace == rayservice["metadata"]["namespace"] == deployment["metadata"]["namespace"]
     )
-    assert kr.rayservice == rayservice["metadata"]["name"]
+    # The daemon selects every rendered RayService as a shard of the fleet.
+    assert kr.rayservice_selector is not None
+    key, value = kr.rayservice_selector.split("=")
+    assert rayservice["metadata"]["labels"][key] == value
     assert kr.dashboard_url is not None
     # KubeRay's head service for a RayService follows the active cluster.
-    assert urlparse(kr.dashboard_url).hostname == f"{kr.rayservice}-head-svc"
+    name = rayservice["metadata"]["name"]
+    dashboard = kr.dashboard_url.replace("{rayservice}", name)
+    assert urlparse(dashboard).hostname == f"{name}-head-svc"
     lease_rules = [r for r in role["rules"] if "leases" in r["resources"] and "resourceNames" in r]
     assert all(kr.lease_name in r["resourceNames"] for r in lease_rules)
     (container,) = deployment["spec"]["template"]["spec"]["containers"]

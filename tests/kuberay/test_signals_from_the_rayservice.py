@@ -5,19 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from controller.transports.ray_dashboard import RayDashboardClient
-from kuberay.client import RayServiceClient
+from kuberay.shards import RayServiceShards
 from kuberay.signals import RayServiceSource, parse_quantity
 from tests.controller.clock import ManualClock
 from tests.controller.fake_serve import FakeServe
 from tests.controller.sample_config import governor_config
-from tests.kuberay.conftest import NAME, SERVE_CONFIG
+from tests.kuberay.conftest import SERVE_CONFIG
 from tests.kuberay.fake_apiserver import FakeApiServer
 
 
 def test_without_the_dashboard_replicas_come_from_the_config_and_deployment_health(
-    rs_client: RayServiceClient, clock: ManualClock, rayservice: dict[str, Any]
+    shards: RayServiceShards, clock: ManualClock, rayservice: dict[str, Any]
 ) -> None:
-    snap = RayServiceSource(rs_client, NAME, governor_config(), clock).observe()
+    snap = RayServiceSource(shards, governor_config(), clock).observe()
 
     app = snap.app("embed")
     assert app is not None and app.status == "RUNNING"
@@ -34,14 +34,14 @@ def test_without_the_dashboard_replicas_come_from_the_config_and_deployment_heal
 
 
 def test_with_the_dashboard_replicas_and_weights_are_what_serve_reports(
-    rs_client: RayServiceClient, clock: ManualClock, rayservice: dict[str, Any]
+    shards: RayServiceShards, clock: ManualClock, rayservice: dict[str, Any]
 ) -> None:
     serve = FakeServe()
     serve._deploy(SERVE_CONFIG)
     serve._set_replicas(serve.apps["embed"]["deployments"]["model_v1"], 3)
     dashboard = RayDashboardClient("http://head:8265", transport=serve.transport(), token="")
 
-    snap = RayServiceSource(rs_client, NAME, governor_config(), clock, dashboard).observe()
+    snap = RayServiceSource(shards, governor_config(), clock, lambda name: dashboard).observe()
 
     v1 = snap.version("embed", "v1")
     assert v1 is not None
@@ -51,9 +51,9 @@ def test_with_the_dashboard_replicas_and_weights_are_what_serve_reports(
 
 
 def test_a_rayservice_that_cannot_be_read_leaves_everything_missing(
-    apiserver: FakeApiServer, rs_client: RayServiceClient, clock: ManualClock
+    apiserver: FakeApiServer, shards: RayServiceShards, clock: ManualClock
 ) -> None:
-    snap = RayServiceSource(rs_client, NAME, governor_config(), clock).observe()
+    snap = RayServiceSource(shards, governor_config(), clock).observe()
 
     v1 = snap.version("embed", "v1")
     assert v1 is not None and v1.target_replicas is None and v1.running_replicas is None
@@ -61,15 +61,15 @@ def test_a_rayservice_that_cannot_be_read_leaves_everything_missing(
 
 
 def test_an_unreachable_dashboard_is_a_problem_not_a_failure(
-    rs_client: RayServiceClient, clock: ManualClock, rayservice: dict[str, Any]
+    shards: RayServiceShards, clock: ManualClock, rayservice: dict[str, Any]
 ) -> None:
     serve = FakeServe()
     serve.fail_next = 503
     dashboard = RayDashboardClient("http://head:8265", transport=serve.transport(), token="")
 
-    snap = RayServiceSource(rs_client, NAME, governor_config(), clock, dashboard).observe()
+    snap = RayServiceSource(shards, governor_config(), clock, lambda name: dashboard).observe()
 
-    assert any(p.startswith("serve status:") for p in snap.problems)
+    assert any(p.startswith("serve status of governor-fleet:") for p in snap.problems)
     v1 = snap.version("embed", "v1")
     assert v1 is not None and v1.target_replicas == 1
 
