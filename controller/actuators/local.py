@@ -18,6 +18,8 @@ def covers(desired: Any, deployed: Any) -> bool:
     Lists of named entries (deployments) are matched by name; keys Ray adds on its
     side are ignored, so the comparison is with what we asked for, not Ray's echo.
     """
+    if type(desired) is type(deployed) and desired == deployed:
+        return True
     if isinstance(desired, dict):
         if not isinstance(deployed, dict):
             return False
@@ -42,13 +44,29 @@ def _without_version_counts(doc: dict[str, Any], deployments: set[str]) -> dict[
     return out
 
 
+def _by_name(entries: Any) -> dict[str, Any]:
+    """Named entries of a list (deployments) by name; the first of a repeated name wins."""
+    out: dict[str, Any] = {}
+    for e in entries if isinstance(entries, list) else ():
+        if isinstance(e, dict) and "name" in e:
+            out.setdefault(e["name"], e)
+    return out
+
+
+def _names(apps: list[str], shown: int = 10) -> str:
+    head = ", ".join(sorted(apps)[:shown])
+    return head if len(apps) <= shown else f"{head} and {len(apps) - shown} more"
+
+
 class LocalActuator:
     """Writes the Serve config (weights, batching) and sets replica counts via the scale API.
 
     Replica counts change through the scale API alone, scale-downs first, so that a
     plan that fits a budget never runs above it on the way. The config is re-submitted
     only when something else in it changed; it then carries the desired counts too,
-    because Ray resets counts to the config's `num_replicas` on every submission.
+    because Ray sets a deployment back to the config's `num_replicas` whenever a
+    submission changes its entry, and a count planned at zero (the config says 1) is
+    scaled to zero again right after.
     """
 
     def __init__(
@@ -59,9 +77,17 @@ class LocalActuator:
         self.base = base
 
     def apply(self, plan: Plan, snapshot: Snapshot) -> ApplyResult:
-        """Make the cluster match `plan`; does nothing where it already does."""
+        """Make the cluster match `plan`, writing only what differs from what is deployed.
+
+        One scale call per deployment whose count differs. Ray's REST API takes the Serve
+        config only whole (`PUT /api/serve/applications/` is declarative: an application
+        left out of it is deleted), so a change to one application's own config (weights,
+        batching) submits every application, and a tick in which no application's own
+        config changed submits nothing.
+        """
         deployed_apps = self.dashboard.get_applications().get("applications") or {}
         desired_doc = render_serve_config(self.base, plan, self.config)
+        desired_apps = _by_name(desired_doc.get("applications"))
         changes: list[str] = []
         current: dict[tuple[str, str], int | None] = {}
         wanted: dict[tuple[str, str], int] = {}
@@ -75,9 +101,7 @@ class LocalActuator:
                     key = (app_cfg.name, v.deployment)
                     wanted[key] = want
                     current[key] = (deployments.get(v.deployment) or {}).get("target_num_replicas")
-            app_doc = next(
-                (a for a in desired_doc["applications"] if a.get("name") == app_cfg.name), None
-            )
+            app_doc = desired_apps.get(app_cfg.name)
             counted = {v.deployment for v in app_cfg.versions}
             if app_doc is not None and not covers(
                 _without_version_counts(app_doc, counted), deployed.get("deployed_app_config")
@@ -89,11 +113,11 @@ class LocalActuator:
                 self._scale(key, have, want, changes)
                 current[key] = want
         if stale:
+            reset = _reset_by_submission(wanted, set(stale), desired_apps, deployed_apps)
             self.dashboard.put_applications(desired_doc)
-            changes.append(f"applied the Serve config (changed: {', '.join(sorted(stale))})")
-            for key, want in wanted.items():
-                if key[0] in stale:
-                    current[key] = max(1, want)
+            changes.append(f"applied the Serve config (changed: {_names(stale)})")
+            for key in reset:
+                current[key] = max(1, wanted[key])
         for key, want in wanted.items():
             if current[key] != want:
                 self._scale(key, current[key], want, changes)
@@ -103,3 +127,34 @@ class LocalActuator:
         app, deployment = key
         self.dashboard.scale(app, deployment, want)
         changes.append(f"scaled {app}/{deployment}: {have} -> {want}")
+
+
+def _reset_by_submission(
+    wanted: dict[tuple[str, str], int],
+    stale: set[str],
+    desired_apps: dict[str, Any],
+    deployed_apps: dict[str, Any],
+) -> list[tuple[str, str]]:
+    """Deployments whose count a submission sets back to the config's `num_replicas`.
+
+    Ray redeploys a deployment whose entry in the submitted config differs from the one
+    it last received, in any application: all of a changed application's, and in others
+    those whose count was changed through the scale API since the last submission.
+    """
+    entries: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    reset = []
+    for key in wanted:
+        app, deployment = key
+        if app in stale:
+            reset.append(key)
+            continue
+        if app not in entries:
+            deployed_config = (deployed_apps.get(app) or {}).get("deployed_app_config") or {}
+            entries[app] = (
+                _by_name((desired_apps.get(app) or {}).get("deployments")),
+                _by_name(deployed_config.get("deployments")),
+            )
+        desired, deployed = entries[app]
+        if not covers(desired.get(deployment), deployed.get(deployment)):
+            reset.append(key)
+    return reset

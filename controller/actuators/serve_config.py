@@ -7,7 +7,6 @@ reached only through the scale API, and the document then says 1.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -43,34 +42,50 @@ def check_serve_config_covers(serve_config: dict[str, Any], config: GovernorConf
         )
 
 
-def _deployment_entry(app: dict[str, Any], name: str) -> dict[str, Any]:
-    deployments: list[dict[str, Any]] = app.setdefault("deployments", [])
+def _governed_app(app: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """A copy of `app` with its own deployments list, and those deployments by name."""
+    app = dict(app)
+    deployments = [dict(d) for d in app.get("deployments") or []]
+    app["deployments"] = deployments
+    by_name: dict[str, dict[str, Any]] = {}
     for d in deployments:
-        if d.get("name") == name:
-            return d
-    entry: dict[str, Any] = {"name": name}
-    deployments.append(entry)
+        if "name" in d:
+            by_name.setdefault(d["name"], d)
+    return app, by_name
+
+
+def _entry(app: dict[str, Any], by_name: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    entry = by_name.get(name)
+    if entry is None:
+        entry = by_name[name] = {"name": name}
+        app["deployments"].append(entry)
     return entry
 
 
 def render_serve_config(base: dict[str, Any], plan: Plan, config: GovernorConfig) -> dict[str, Any]:
-    """The Serve config `base` with the plan's replica counts and weights written in."""
-    doc = copy.deepcopy(base)
-    by_name = {a["name"]: a for a in doc.get("applications", []) if "name" in a}
+    """The Serve config `base` with the plan's replica counts and weights written in.
+
+    One pass over the fleet. `base` is never changed; parts of it the plan does not touch
+    are shared with the result rather than copied, so treat the result as read-only.
+    """
+    doc = dict(base)
+    apps: list[Any] = list(base.get("applications") or [])
+    doc["applications"] = apps
+    position = {a["name"]: i for i, a in enumerate(apps) if isinstance(a, dict) and "name" in a}
     for app_cfg in config.applications:
-        app = by_name.get(app_cfg.name)
-        if app is None:
+        i = position.get(app_cfg.name)
+        if i is None:
             continue
+        app, by_name = _governed_app(apps[i])
+        apps[i] = app
         app["external_scaler_enabled"] = True
         for v in app_cfg.versions:
             desired = plan.replicas_for(app_cfg.name, v.name)
-            if desired is None:
-                continue
-            entry = _deployment_entry(app, v.deployment)
-            entry["num_replicas"] = max(1, desired)
+            if desired is not None:
+                _entry(app, by_name, v.deployment)["num_replicas"] = max(1, desired)
         weights = plan.weights_for(app_cfg.name)
         if weights is not None:
-            router = _deployment_entry(app, app_cfg.router_deployment)
+            router = _entry(app, by_name, app_cfg.router_deployment)
             user_config = dict(router.get("user_config") or {})
             user_config["weights"] = {k: int(w) for k, w in sorted(weights.items())}
             router["user_config"] = user_config
