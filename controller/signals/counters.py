@@ -1,29 +1,42 @@
-"""Per-version counters read from Prometheus expositions, and deltas over a window."""
+"""Per-version counters read from Prometheus expositions, and their increase over a window.
+
+Each scrape is read once, line by line, into numbers per series; a few of those readings
+are kept as the window's baselines, never the texts they were read from.
+"""
 
 from __future__ import annotations
 
 import math
+import re
+import sys
+from array import array
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from controller.signals import metric_names as m
 from controller.snapshot import LatencyHistogram
 
+CHECKPOINTS_PER_WINDOW = 4
+"""Baselines kept per window: an increase is taken over one window plus at most a quarter
+of one and a scrape interval, and memory holds at most six readings of the fleet however
+often it is scraped."""
 
-@dataclass
+
+@dataclass(frozen=True, slots=True)
 class VersionCounters:
     """Monotonic counters of one (application, version), summed over replicas."""
 
     requests: float = 0.0
     errors: float = 0.0
-    latency_buckets: dict[float, float] = field(default_factory=dict)
+    bounds_ms: tuple[float, ...] = ()
+    """Upper bounds of the latency buckets, ascending."""
+    buckets: array[float] = field(default_factory=lambda: array("d"))
+    """Requests that took at most each bound (cumulative), as many as `bounds_ms`."""
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class DeploymentCounters:
     """Counters and gauges of one (application, deployment), summed over replicas."""
 
@@ -34,7 +47,7 @@ class DeploymentCounters:
     output_tokens: float = 0.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class FleetCounters:
     """Everything one scrape said, keyed by (application, version) or (application, deployment)."""
 
@@ -42,46 +55,131 @@ class FleetCounters:
     deployments: dict[tuple[str, str], DeploymentCounters] = field(default_factory=dict)
 
 
-_DEPLOYMENT_FIELDS = {
-    m.ONGOING: "ongoing",
-    m.BATCHED_INPUTS: "batched_inputs",
-    m.BATCH_SIZE_COUNT: "batch_count",
-    m.INPUT_TOKENS: "input_tokens",
-    m.OUTPUT_TOKENS: "output_tokens",
-}
+_DEPLOYMENT_FIELDS = (
+    m.BATCHED_INPUTS,
+    m.BATCH_SIZE_COUNT,
+    m.ONGOING,
+    m.INPUT_TOKENS,
+    m.OUTPUT_TOKENS,
+)
+"""The series of DeploymentCounters, in the order of its fields."""
+_DEPLOYMENT_INDEX = {name: i for i, name in enumerate(_DEPLOYMENT_FIELDS)}
+_READ = {m.REQUESTS, m.ERRORS, m.LATENCY_BUCKET, *_DEPLOYMENT_FIELDS}
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"([^"\\]*(?:\\.[^"\\]*)*)"')
+_ESCAPE = re.compile(r"\\(.)")
+_ESCAPES = {"n": "\n", "\\": "\\", '"': '"'}
+_NO_VERSION = VersionCounters()
 
 
-def parse_expositions(texts: Iterable[str]) -> FleetCounters:
-    """Sum the governed series of several Prometheus text expositions (one per node)."""
-    fleet = FleetCounters()
+def parse_expositions(texts: Iterable[str], apps: Collection[str] | None = None) -> FleetCounters:
+    """Sum the governed series of Prometheus text expositions (one per node), of `apps` if given."""
+    reading = _Reading(apps)
     for text in texts:
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                _add(fleet, sample.name, sample.labels, float(sample.value))
-    return fleet
+        for line in text.splitlines():
+            sample = _sample(line)
+            if sample is not None:
+                reading.add(*sample)
+    return reading.counters()
 
 
-def _add(fleet: FleetCounters, name: str, labels: dict[str, str], value: float) -> None:
-    app = labels.get(m.APP_LABEL, "")
-    field_name = _DEPLOYMENT_FIELDS.get(name)
-    if field_name is not None:
-        dep = fleet.deployments.setdefault(
-            (app, labels.get(m.DEPLOYMENT_LABEL, "")), DeploymentCounters()
-        )
-        setattr(dep, field_name, getattr(dep, field_name) + value)
-        return
-    version = labels.get(m.VERSION_LABEL)
-    if version is None:
-        return
-    key = (app, version)
-    if name == m.REQUESTS:
-        fleet.versions.setdefault(key, VersionCounters()).requests += value
-    elif name == m.ERRORS:
-        fleet.versions.setdefault(key, VersionCounters()).errors += value
-    elif name == m.LATENCY_BUCKET and "le" in labels:
-        le = math.inf if labels["le"] in ("+Inf", "inf", "Inf") else float(labels["le"])
-        buckets = fleet.versions.setdefault(key, VersionCounters()).latency_buckets
-        buckets[le] = buckets.get(le, 0.0) + value
+def _sample(line: str) -> tuple[str, str, float] | None:
+    """(name, label text, value) of a sample line; None for a blank line or a comment."""
+    line = line.strip()
+    if not line or line[0] == "#":
+        return None
+    brace = line.find("{")
+    if brace >= 0:
+        close = line.rfind("}")
+        name, labels, rest = line[:brace].rstrip(), line[brace + 1 : close], line[close + 1 :]
+        fields = rest.split() if close > brace else []
+    else:
+        name, *fields = line.split()
+        labels = ""
+    if not 1 <= len(fields) <= 2 or not _NAME.fullmatch(name):
+        raise ValueError(f"not a Prometheus sample line: {line[:120]!r}")
+    try:
+        return name, labels, float(fields[0])
+    except ValueError:
+        raise ValueError(f"not a Prometheus sample value: {line[:120]!r}") from None
+
+
+def _labels(text: str) -> dict[str, str]:
+    if "\\" not in text:
+        # Without escapes a quote only opens or closes a value: split, no regex (the hot path).
+        parts = text.split('"')
+        return {k.strip(" \t,="): v for k, v in zip(parts[:-1:2], parts[1::2], strict=True)}
+    return {key: _ESCAPE.sub(_unescaped, value) for key, value in _LABEL.findall(text)}
+
+
+def _unescaped(escape: re.Match[str]) -> str:
+    return _ESCAPES.get(escape[1], escape[0])
+
+
+def _bound(le: str) -> float:
+    return math.inf if le in ("+Inf", "inf", "Inf") else float(le)
+
+
+class _Reading:
+    """The sums of one scrape's governed series while its lines are read."""
+
+    def __init__(self, apps: Collection[str] | None) -> None:
+        self.apps = apps
+        self.versions: dict[tuple[str, str], list[float]] = {}
+        self.buckets: dict[tuple[str, str], dict[float, float]] = {}
+        self.deployments: dict[tuple[str, str], list[float]] = {}
+
+    def add(self, name: str, label_text: str, value: float) -> None:
+        """Add one sample, if it is of a series the sources read."""
+        if name not in _READ:
+            return
+        labels = _labels(label_text)
+        app = labels.get(m.APP_LABEL, "")
+        if self.apps is not None and app not in self.apps:
+            return
+        # Interned: the readings kept as baselines share one copy of each name.
+        index = _DEPLOYMENT_INDEX.get(name)
+        if index is not None:
+            key = (sys.intern(app), sys.intern(labels.get(m.DEPLOYMENT_LABEL, "")))
+            sums = self.deployments.get(key)
+            if sums is None:
+                sums = self.deployments[key] = [0.0] * len(_DEPLOYMENT_FIELDS)
+            sums[index] += value
+            return
+        version = labels.get(m.VERSION_LABEL)
+        if version is None:
+            return
+        key = (sys.intern(app), sys.intern(version))
+        if name == m.REQUESTS:
+            self._totals(key)[0] += value
+        elif name == m.ERRORS:
+            self._totals(key)[1] += value
+        elif name == m.LATENCY_BUCKET and "le" in labels:
+            self._totals(key)
+            bound = _bound(labels["le"])
+            buckets = self.buckets.setdefault(key, {})
+            buckets[bound] = buckets.get(bound, 0.0) + value
+
+    def _totals(self, key: tuple[str, str]) -> list[float]:
+        """The [requests, errors] sums of one version."""
+        totals = self.versions.get(key)
+        if totals is None:
+            totals = self.versions[key] = [0.0, 0.0]
+        return totals
+
+    def counters(self) -> FleetCounters:
+        """What was read, as counters per version and per deployment."""
+        layouts: dict[tuple[float, ...], tuple[float, ...]] = {}
+        versions = {}
+        for key, (requests, errors) in self.versions.items():
+            buckets = self.buckets.get(key, {})
+            bounds = tuple(sorted(buckets))
+            # Versions share one tuple of bounds: the data plane buckets them all alike.
+            bounds = layouts.setdefault(bounds, bounds)
+            counts = array("d", [buckets[b] for b in bounds])
+            versions[key] = VersionCounters(requests, errors, bounds, counts)
+        deployments = {key: DeploymentCounters(*sums) for key, sums in self.deployments.items()}
+        return FleetCounters(versions, deployments)
 
 
 def increase(new: float, old: float) -> float:
@@ -103,18 +201,20 @@ def version_window(
     new: VersionCounters, old: VersionCounters | None, seconds: float
 ) -> VersionWindow:
     """The increase of one version's counters over `seconds` (old None: since start)."""
-    base = old or VersionCounters()
+    base = old if old is not None else _NO_VERSION
     histogram = None
-    if new.latency_buckets:
-        bounds = tuple(sorted(new.latency_buckets))
-        counts = tuple(
-            increase(new.latency_buckets[b], base.latency_buckets.get(b, 0.0)) for b in bounds
-        )
+    if new.bounds_ms:
+        if base.bounds_ms == new.bounds_ms:
+            before: Iterable[float] = base.buckets
+        else:
+            by_bound = dict(zip(base.bounds_ms, base.buckets, strict=True))
+            before = [by_bound.get(b, 0.0) for b in new.bounds_ms]
         # Per-bucket resets can break monotonicity; keep the cumulative shape.
         fixed: list[float] = []
-        for c in counts:
+        for now_count, old_count in zip(new.buckets, before, strict=True):
+            c = increase(now_count, old_count)
             fixed.append(max(c, fixed[-1]) if fixed else c)
-        histogram = LatencyHistogram(bounds_ms=bounds, counts=tuple(fixed))
+        histogram = LatencyHistogram(bounds_ms=new.bounds_ms, counts=tuple(fixed))
     return VersionWindow(
         seconds=seconds,
         requests=increase(new.requests, base.requests),
@@ -123,25 +223,35 @@ def version_window(
     )
 
 
-class ScrapeHistory:
-    """Recent scrapes, so that rates are taken over a window rather than one interval."""
+class CounterBaselines:
+    """A few readings of the fleet's counters, so that increases are taken over a window.
 
-    def __init__(self, keep_s: float) -> None:
-        self.keep_s = keep_s
-        self._scrapes: deque[tuple[datetime, FleetCounters]] = deque()
+    The first reading of each `window_s / CHECKPOINTS_PER_WINDOW` slot of time is kept,
+    and none older than the newest one a window old.
+    """
 
-    def add(self, at: datetime, counters: FleetCounters) -> None:
-        """Remember one scrape; forget those older than needed."""
-        self._scrapes.append((at, counters))
-        while len(self._scrapes) > 2 and (at - self._scrapes[1][0]).total_seconds() >= self.keep_s:
-            self._scrapes.popleft()
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self.slot_s = window_s / CHECKPOINTS_PER_WINDOW
+        self._kept: deque[tuple[datetime, FleetCounters]] = deque()
 
-    def baseline(self, now: datetime, window_s: float) -> tuple[datetime, FleetCounters] | None:
-        """The newest scrape at least `window_s` old, else the oldest one before `now`."""
+    def baseline(self, now: datetime) -> tuple[datetime, FleetCounters] | None:
+        """The newest reading at least a window old, else the oldest one before `now`."""
         chosen = None
-        for at, counters in self._scrapes:
+        for at, counters in self._kept:
             if at >= now:
                 break
-            if (now - at).total_seconds() >= window_s or chosen is None:
+            if (now - at).total_seconds() >= self.window_s or chosen is None:
                 chosen = (at, counters)
         return chosen
+
+    def add(self, at: datetime, counters: FleetCounters) -> None:
+        """Keep `counters` if it is the first reading of its slot; forget what no window needs."""
+        kept = self._kept
+        while len(kept) > 1 and (at - kept[1][0]).total_seconds() >= self.window_s:
+            kept.popleft()
+        if not kept or self._slot(at) > self._slot(kept[-1][0]):
+            kept.append((at, counters))
+
+    def _slot(self, at: datetime) -> int:
+        return math.floor(at.timestamp() / self.slot_s)

@@ -13,9 +13,9 @@ from controller.clock import Clock
 from controller.config import AppConfig, GovernorConfig
 from controller.errors import GovernorError
 from controller.signals.counters import (
+    CounterBaselines,
     DeploymentCounters,
     FleetCounters,
-    ScrapeHistory,
     VersionCounters,
     VersionWindow,
     increase,
@@ -29,6 +29,7 @@ from controller.transports.ray_dashboard import RayDashboardClient, fetch_text
 
 MetricsReader = Callable[[], Sequence[str]]
 """Returns the Prometheus text of every metrics endpoint of the cluster."""
+_NO_COUNTERS = VersionCounters()
 
 
 def metrics_urls_from_service_discovery(path: str | Path) -> list[str]:
@@ -75,7 +76,8 @@ class EmbeddedSource:
         self.dashboard = dashboard
         self.read_metrics = read_metrics
         self.clock = clock
-        self.history = ScrapeHistory(keep_s=config.window_s * 3)
+        self.governed = frozenset(a.name for a in config.applications)
+        self.baselines = CounterBaselines(config.window_s)
         self.starts = ReplicaStartTracker()
 
     def observe(self) -> Snapshot:
@@ -89,13 +91,13 @@ class EmbeddedSource:
             problems.append(f"serve status: {err}")
         counters: FleetCounters | None = None
         try:
-            counters = parse_expositions(self.read_metrics())
+            counters = parse_expositions(self.read_metrics(), self.governed)
         except (GovernorError, ValueError) as err:
             problems.append(f"ray metrics: {err}")
         baseline = None
         if counters is not None:
-            baseline = self.history.baseline(now, self.config.window_s)
-            self.history.add(now, counters)
+            baseline = self.baselines.baseline(now)
+            self.baselines.add(now, counters)
         if status is not None:
             self.starts.observe(status, now)
         apps = tuple(
@@ -132,7 +134,7 @@ class EmbeddedSource:
                 seconds = (now - baseline[0]).total_seconds()
                 old = baseline[1]
                 window = version_window(
-                    counters.versions.get((app.name, v.name), VersionCounters()),
+                    counters.versions.get((app.name, v.name), _NO_COUNTERS),
                     old.versions.get((app.name, v.name)),
                     seconds,
                 )

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from controller.clock import Clock
-from controller.config import AppConfig, GovernorConfig
+from controller.config import AppConfig, GovernorConfig, VersionConfig
 from controller.signals.base import SignalSource
 from controller.signals.promql import Query, QuerySet, build_queries, duration_seconds
 from controller.snapshot import (
@@ -30,7 +30,12 @@ from controller.snapshot import (
     Snapshot,
     VersionSnapshot,
 )
-from controller.transports.prometheus_api import PrometheusClient, QueryFailed, Sample
+from controller.transports.prometheus_api import (
+    InstantQueries,
+    PrometheusClient,
+    QueryFailed,
+    Sample,
+)
 
 EMPTY = "empty"
 STALE = "stale"
@@ -79,6 +84,18 @@ Series = dict[tuple[str, ...], float]
 """Values of one query, keyed by the query's `by` labels."""
 
 
+@dataclass(frozen=True)
+class _Answers:
+    """One tick's answers, indexed once so that each application is a few look-ups."""
+
+    series: dict[str, Series]
+    """By query name: the series of governed applications."""
+    apps: dict[str, set[str]]
+    """By query name: the applications the answer has series of."""
+    buckets: dict[tuple[str, str], dict[float, float]]
+    """By (application, version): latency bucket counts by upper bound."""
+
+
 class PrometheusSource:
     """Builds one Snapshot per call from PromQL answers (plus replicas from another source)."""
 
@@ -88,19 +105,26 @@ class PrometheusSource:
         clock: Clock,
         replicas_from: SignalSource | None = None,
         transport: httpx.BaseTransport | None = None,
+        client: InstantQueries | None = None,
     ) -> None:
         self.config = config
         self.settings = config.signals.prometheus
         self.clock = clock
         self.replicas_from = replicas_from
         token_env = self.settings.bearer_token_env
-        self.client = PrometheusClient(
-            self.settings.url,
-            self.settings.timeout_s,
-            transport=transport,
-            token=os.environ.get(token_env) if token_env else None,
+        self.client: InstantQueries = (
+            client
+            if client is not None
+            else PrometheusClient(
+                self.settings.url,
+                self.settings.timeout_s,
+                transport=transport,
+                token=os.environ.get(token_env) if token_env else None,
+            )
         )
-        self.queries: QuerySet = build_queries(self.settings, [a.name for a in config.applications])
+        names = [a.name for a in config.applications]
+        self.governed = frozenset(names)
+        self.queries: QuerySet = build_queries(self.settings, names)
         self.window_s = duration_seconds(self.settings.rate_window)
         self.last_failures: tuple[QueryFailure, ...] = ()
 
@@ -112,8 +136,9 @@ class PrometheusSource:
         """Read the world once; what Prometheus could not answer is left missing, with a reason."""
         now = self.clock.now()
         base = self.replicas_from.observe() if self.replicas_from is not None else None
-        answers, failures = self._run(self._wanted(base is None), now.timestamp())
-        stale_apps = self._stale_apps(answers.get("freshness"), now.timestamp(), failures)
+        series, failures = self._run(self._wanted(base is None), now.timestamp())
+        answers = _index(series, self.queries.latency_buckets.name)
+        stale_apps = self._stale_apps(series.get("freshness"), now.timestamp(), failures)
         apps = tuple(
             self._app(app, base.app(app.name) if base else None, answers, failures, stale_apps)
             for app in self.config.applications
@@ -163,7 +188,7 @@ class PrometheusSource:
                     )
                 )
                 continue
-            answers[query.name] = _keyed(query, samples)
+            answers[query.name] = _keyed(query, samples, self.governed)
         return answers, failures
 
     def _stale_apps(
@@ -188,22 +213,25 @@ class PrometheusSource:
         self,
         app: AppConfig,
         base: AppSnapshot | None,
-        answers: dict[str, Series],
+        answers: _Answers,
         failures: list[QueryFailure],
         stale_apps: set[str],
     ) -> AppSnapshot:
-        stale = app.name in stale_apps
-        answers = {} if stale else self._present_for(app.name, answers, failures)
+        q = self.queries
+        present = {} if app.name in stale_apps else self._present_for(app.name, answers, failures)
         versions = []
         for v in app.versions:
-            fields = _version_fields(self.queries, answers, app.name, v.name, v.deployment)
+            buckets = None
+            if q.latency_buckets.name in present:
+                buckets = answers.buckets.get((app.name, v.name))
+            fields = _version_fields(q, present, app.name, v, buckets)
             fields = {**fields, **_per_window(fields, self.window_s)}
             metrics: dict[str, Any] = {f: fields.get(f) for f in _METRIC_FIELDS}
             observed = base.version(v.name) if base else None
             if observed is not None:
                 versions.append(replace(observed, **metrics))
             else:
-                running = _get(answers, self.queries.replicas, app.name, v.deployment)
+                running = _get(present, q.replicas, app.name, v.deployment)
                 versions.append(
                     VersionSnapshot(
                         app=app.name,
@@ -213,7 +241,7 @@ class PrometheusSource:
                         **metrics,
                     )
                 )
-        weights = base.weights if base else _weights(self.queries, answers, app)
+        weights = base.weights if base else _weights(q, present, app)
         return AppSnapshot(
             name=app.name,
             versions=tuple(versions),
@@ -222,7 +250,7 @@ class PrometheusSource:
         )
 
     def _present_for(
-        self, app: str, answers: dict[str, Series], failures: list[QueryFailure]
+        self, app: str, answers: _Answers, failures: list[QueryFailure]
     ) -> dict[str, Series]:
         """The answers that hold series of `app`; a required query without any is a problem."""
         # The error and output-token counters appear with their first increment: an
@@ -230,8 +258,8 @@ class PrometheusSource:
         q = self.queries
         optional = {q.freshness.name, q.error_rate.name, q.output_token_rate.name}
         kept = {}
-        for name, series in answers.items():
-            if name in optional or any(key[0] == app for key in series):
+        for name, series in answers.series.items():
+            if name in optional or app in answers.apps[name]:
                 kept[name] = series
             else:
                 failures.append(
@@ -240,12 +268,28 @@ class PrometheusSource:
         return kept
 
 
-def _keyed(query: Query, samples: Sequence[Sample]) -> Series:
+def _keyed(query: Query, samples: Sequence[Sample], governed: frozenset[str]) -> Series:
+    """The samples of governed applications, summed by the query's `by` labels."""
+    app_label, *others = query.by
     series: Series = {}
     for s in samples:
-        key = tuple(s.labels.get(label, "") for label in query.by)
-        series[key] = series.get(key, 0.0) + s.value
+        app = s.labels.get(app_label, "")
+        # A fleet too large to list in the selector is selected whole (promql.MAX_LISTED_APPS).
+        if app in governed:
+            key = (app, *[s.labels.get(label, "") for label in others])
+            series[key] = series.get(key, 0.0) + s.value
     return series
+
+
+def _index(series: dict[str, Series], buckets_query: str) -> _Answers:
+    """One pass over each answer: which applications it has, and buckets by version."""
+    apps = {name: {key[0] for key in values} for name, values in series.items()}
+    buckets: dict[tuple[str, str], dict[float, float]] = {}
+    for (app, version, le), count in (series.get(buckets_query) or {}).items():
+        if not math.isnan(count):
+            bound = math.inf if le in ("+Inf", "Inf", "inf") else float(le)
+            buckets.setdefault((app, version), {})[bound] = count
+    return _Answers(series, apps, buckets)
 
 
 def _get(answers: dict[str, Series], query: Query, *key: str) -> float | None:
@@ -257,27 +301,31 @@ def _get(answers: dict[str, Series], query: Query, *key: str) -> float | None:
 
 
 def _version_fields(
-    q: QuerySet, answers: dict[str, Series], app: str, version: str, deployment: str
+    q: QuerySet,
+    answers: dict[str, Series],
+    app: str,
+    v: VersionConfig,
+    buckets: dict[float, float] | None,
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if q.request_rate.name in answers:
         # The app's router is scraped: a version without series has served nothing yet.
-        rate = _get(answers, q.request_rate, app, version) or 0.0
+        rate = _get(answers, q.request_rate, app, v.name) or 0.0
         fields["request_rate"] = rate
         if q.error_rate.name in answers:
             # The error counter appears only with the first error: no series means none yet.
-            errors = _get(answers, q.error_rate, app, version) or 0.0
+            errors = _get(answers, q.error_rate, app, v.name) or 0.0
             fields["error_rate"] = min(1.0, errors / rate) if rate > 0 else 0.0
             fields["_errors_per_s"] = errors
     for name, (_, query) in q.quantiles.items():
-        fields[f"{name}_ms"] = _get(answers, query, app, version)
-    histogram = _histogram(answers.get(q.latency_buckets.name), app, version)
+        fields[f"{name}_ms"] = _get(answers, query, app, v.name)
+    histogram = _histogram(buckets)
     if histogram is not None and histogram.total > 0:
         fields["latency_histogram"] = histogram
-    fields["queue_length"] = _get(answers, q.queue, app, deployment)
-    fields["batch_size"] = _get(answers, q.batch_size, app, deployment)
-    fields["prompt_token_rate"] = _get(answers, q.prompt_token_rate, app, deployment)
-    fields["output_token_rate"] = _get(answers, q.output_token_rate, app, deployment)
+    fields["queue_length"] = _get(answers, q.queue, app, v.deployment)
+    fields["batch_size"] = _get(answers, q.batch_size, app, v.deployment)
+    fields["prompt_token_rate"] = _get(answers, q.prompt_token_rate, app, v.deployment)
+    fields["output_token_rate"] = _get(answers, q.output_token_rate, app, v.deployment)
     return fields
 
 
@@ -290,13 +338,7 @@ def _per_window(fields: dict[str, Any], window_s: float) -> dict[str, Any]:
     return counts
 
 
-def _histogram(series: Series | None, app: str, version: str) -> LatencyHistogram | None:
-    if not series:
-        return None
-    buckets = {}
-    for (a, v, le), count in series.items():
-        if a == app and v == version and not math.isnan(count):
-            buckets[math.inf if le in ("+Inf", "Inf", "inf") else float(le)] = count
+def _histogram(buckets: dict[float, float] | None) -> LatencyHistogram | None:
     if not buckets:
         return None
     bounds = tuple(sorted(buckets))

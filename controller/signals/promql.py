@@ -10,6 +10,11 @@ from controller.config import PrometheusSource as PrometheusConfig
 from controller.signals import metric_names as m
 
 QUANTILES = {"latency_p50": 0.50, "latency_p95": 0.95, "latency_p99": 0.99}
+MAX_LISTED_APPS = 256
+"""Up to this many governed applications are named in each query's selector; beyond it
+the queries select every application and the source keeps the governed ones. Prometheus
+turns a listed regex into index look-ups only up to 256 alternatives: a longer list adds
+to the text and parsing of every query without narrowing what it reads."""
 
 _DURATION = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
@@ -34,7 +39,7 @@ def _any_of(values: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class Query:
-    """One named query; `by` are the labels that key each series of its result."""
+    """One named query; `by` are the labels that key each series of its result, app first."""
 
     name: str
     expr: str
@@ -74,10 +79,16 @@ class QuerySet:
         )
 
 
+def _app_matcher(label: str, apps: Sequence[str]) -> str:
+    if len(apps) > MAX_LISTED_APPS:
+        return f'{label}!=""'
+    return f"{label}=~{_string(_any_of(sorted(apps)))}"
+
+
 def build_queries(config: PrometheusConfig, apps: Sequence[str]) -> QuerySet:
     """The queries over the series of `apps`, with the configured labels, job and window."""
     app, dep, ver = config.app_label, config.deployment_label, config.version_label
-    matchers = [f"{app}=~{_string(_any_of(sorted(apps)))}"]
+    matchers = [_app_matcher(app, apps)]
     if config.job is not None:
         matchers.append(f"job={_string(config.job)}")
     matchers += [f"{k}={_string(v)}" for k, v in sorted(config.match_labels.items())]

@@ -27,11 +27,15 @@ class ReplicaStartTracker:
 
     def observe(self, status: dict[str, Any], now: datetime) -> None:
         """Record replicas that became RUNNING since they were seen starting."""
+        present: set[str] = set()
         for app_name, app in (status.get("applications") or {}).items():
             for dep_name, dep in (app.get("deployments") or {}).items():
                 for r in dep.get("replicas") or []:
                     rid = str(r.get("replica_id") or r.get("actor_id") or "")
-                    if not rid or rid in self._measured:
+                    if not rid:
+                        continue
+                    present.add(rid)
+                    if rid in self._measured:
                         continue
                     state = r.get("state")
                     if state in _STARTING:
@@ -43,6 +47,9 @@ class ReplicaStartTracker:
                             self._record((app_name, dep_name), took)
                         self._measured.add(rid)
                         self._seen_starting.discard(rid)
+        # Forget replicas that are gone: memory follows the fleet, not every replica it ran.
+        self._measured &= present
+        self._seen_starting &= present
 
     def _record(self, key: tuple[str, str], took: float) -> None:
         old = self._startup.get(key)

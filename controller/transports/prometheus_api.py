@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -39,6 +39,18 @@ class Sample:
     labels: dict[str, str]
     timestamp: float
     value: float
+
+
+class InstantQueries(Protocol):
+    """What a signal source asks of Prometheus: instant queries, and to let go of it."""
+
+    def query(self, expr: str) -> list[Sample]:
+        """The instant vector `expr` evaluates to now (QueryFailed if none)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the client holds."""
+        ...
 
 
 class PrometheusClient:

@@ -6,7 +6,7 @@ import pytest
 
 from controller.config import PrometheusSource as PrometheusConfig
 from controller.errors import ConfigError
-from controller.signals.promql import build_queries, duration_seconds
+from controller.signals.promql import MAX_LISTED_APPS, build_queries, duration_seconds
 from tests.controller.promql_names import exported_names, metric_names_in
 from tests.controller.sample_config import governor_config
 
@@ -91,6 +91,16 @@ def test_labels_job_matchers_and_window_are_configurable() -> None:
 def test_application_names_are_escaped_inside_the_regex_matcher() -> None:
     q = build_queries(PrometheusConfig(), ["a.b", 'we"ird'])
     assert 'application=~"a\\\\.b|we\\"ird"' in q.request_rate.expr
+
+
+def test_a_fleet_too_large_to_list_is_selected_whole_with_the_other_matchers() -> None:
+    listed = [f"app-{i:05d}" for i in range(MAX_LISTED_APPS)]
+    assert "app-00255" in build_queries(PrometheusConfig(), listed).request_rate.expr
+    config = PrometheusConfig(job="ray", match_labels={"cluster": "prod-eu"})
+    q = build_queries(config, [f"app-{i:05d}" for i in range(10_000)])
+    sel = '{application!="",job="ray",cluster="prod-eu"}'
+    assert all(sel in query.expr and "app-0" not in query.expr for query in q.all())
+    assert max(len(query.expr) for query in q.all()) < 300
 
 
 @pytest.mark.parametrize(
