@@ -4,12 +4,15 @@ The arbiter's last stage. Each budget scope (a team, then the total) removes rep
 at a time until its cost fits: first the surplus above rollout floors, then down to the
 hard minimums. The next replica to go is the one with the lowest (team, app) priority, then
 the largest surplus, then the highest price; a heap per scope finds it, so a fit costs
-O(removed x log n) rather than a scan of the scope per removed replica.
+O(removed x log n) rather than a scan of the scope per removed replica. Costs are summed
+exactly in the decimals they were configured in (`_Exact`), so a plan never exceeds a
+budget by a rounding error and never loses a replica to one.
 """
 
 from __future__ import annotations
 
 import heapq
+from decimal import Decimal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -17,8 +20,6 @@ from controller.config import AppConfig, GovernorConfig
 
 Key = tuple[str, str]
 """(application, version)."""
-
-MICRO = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -68,23 +69,41 @@ def cost_of(replicas: Mapping[Key, int], claims: Sequence[Claim]) -> float:
     return sum(replicas.get(c.key, 0) * c.price for c in claims)
 
 
-def _units(per_hour: float) -> int:
-    """Money per hour in whole micro-units: sums are exact, so no order of cuts changes a fit."""
-    return round(per_hour * MICRO)
+@dataclass(frozen=True)
+class _Exact:
+    """Money per hour as whole units of 10^-places, read from each amount's decimal form.
+
+    Prices and budgets are written in decimal (0.1/h, 3 replicas, a 0.3/h budget), so they
+    are summed as the decimals they were written as: the sums are exact, a plan fits a
+    budget it fits on paper, and no order of cuts changes a fit.
+    """
+
+    places: int
+
+    @classmethod
+    def of(cls, *amounts: float) -> _Exact:
+        """Enough decimal places for every one of `amounts` (finite, from the config)."""
+        exponents = (Decimal(repr(a)).as_tuple().exponent for a in amounts)
+        return cls(max((-e for e in exponents if isinstance(e, int)), default=0))
+
+    def units(self, amount: float) -> int:
+        """`amount` in whole units of 10^-places."""
+        return int(Decimal(repr(amount)).scaleb(self.places))
 
 
 def _cut_to(
     alloc: dict[Key, int], scope: Sequence[Claim], limit: float, level: Mapping[Key, int]
-) -> int:
+) -> bool:
     """Remove replicas, lowest priority and largest surplus first, until the scope fits.
 
-    Returns the scope's cost afterwards, in micro-units per hour.
+    Returns whether it fits.
     """
-    price = {c.key: _units(c.price) for c in scope}
+    exact = _Exact.of(limit, *(c.price for c in scope))
+    price = {c.key: exact.units(c.price) for c in scope}
     cost = sum(alloc[c.key] * price[c.key] for c in scope)
-    cap = _units(limit)
+    cap = exact.units(limit)
     if cost <= cap:
-        return cost
+        return True
 
     def entry(i: int, c: Claim) -> tuple[tuple[int, int], int, float, str, str, int]:
         return (c.priority, -(alloc[c.key] - level[c.key]), -c.price, c.app, c.version, i)
@@ -100,7 +119,7 @@ def _cut_to(
         cost -= price[victim.key]
         if alloc[victim.key] > level[victim.key]:
             heapq.heappush(heap, entry(i, victim))
-    return cost
+    return cost <= cap
 
 
 def fit_to_budget(
@@ -124,7 +143,7 @@ def fit_to_budget(
     for label, scope, limit in scopes:
         before = {c.key: alloc[c.key] for c in scope}
         _cut_to(alloc, scope, limit, floor_level)
-        cost = _cut_to(alloc, scope, limit, hard_level)
+        fits = _cut_to(alloc, scope, limit, hard_level)
         for c in scope:
             if alloc[c.key] < before[c.key]:
                 cuts.setdefault(c.key, []).append(
@@ -132,10 +151,10 @@ def fit_to_budget(
                     f"({before[c.key]} -> {alloc[c.key]}; "
                     f"team priority {c.priority[0]}, app priority {c.priority[1]})"
                 )
-        if cost > _units(limit):
+        if not fits:
             unmet.append(
                 f"{label} {limit:.2f}/h is below what the minimum replicas cost "
-                f"({cost / MICRO:.2f}/h)"
+                f"({cost_of(alloc, scope):.2f}/h)"
             )
     floors_cut = tuple(c.key for c in claims if alloc[c.key] < floor_level[c.key])
     return Fit(alloc, tuple(unmet), floors_cut, {k: tuple(v) for k, v in cuts.items()})

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
@@ -211,14 +211,14 @@ class AppConfig(_Strict):
 class TeamBudget(_Strict):
     """A team's spending ceiling."""
 
-    per_hour: float = Field(ge=0)
+    per_hour: float = Field(ge=0, allow_inf_nan=False)
     priority: int = 0
 
 
 class Budgets(_Strict):
     """Spending ceilings in currency units per hour."""
 
-    total_per_hour: float | None = Field(default=None, ge=0)
+    total_per_hour: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     teams: dict[str, TeamBudget] = Field(default_factory=dict)
 
 
@@ -336,7 +336,9 @@ class GovernorConfig(_Strict):
     dry_run: bool = False
     state_path: str = ".governor/state.json"
     metrics: DaemonMetrics = Field(default_factory=DaemonMetrics)
-    prices: dict[str, float] = Field(default_factory=lambda: {"cpu": 0.0})
+    prices: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=lambda: {"cpu": 0.0}
+    )
     """Price per hour of one unit of each GPU type (`cpu`: one CPU replica)."""
     budgets: Budgets = Field(default_factory=Budgets)
     applications: list[AppConfig] = Field(min_length=1)
