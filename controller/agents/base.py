@@ -40,8 +40,12 @@ class PlanReviewer(Protocol):
 
 def json_copy(value: Any) -> Any:
     """A deep copy of JSON-able data (dicts and lists copied, scalars shared)."""
+    # Scalars are copied inline: states hold long lists of numbers (demand histories).
     if isinstance(value, dict):
-        return {k: json_copy(v) for k, v in value.items()}
+        return {k: json_copy(v) if isinstance(v, _CONTAINERS) else v for k, v in value.items()}
     if isinstance(value, list):
-        return [json_copy(v) for v in value]
+        return [json_copy(v) if isinstance(v, _CONTAINERS) else v for v in value]
     return value
+
+
+_CONTAINERS = (dict, list)

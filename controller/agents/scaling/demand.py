@@ -78,7 +78,10 @@ def remember_demand(
         buckets.append(demand)
         start = now
     keep = max(1, int(memory_s // bucket_s))
+    # Four significant digits: far finer than a window's noise, and the state a daemon
+    # writes every tick stays a third of the size.
     buckets = buckets[-keep:]
+    buckets[-1] = float(f"{buckets[-1]:.4g}")
     st["demand"], st["demand_at"] = buckets, to_iso(start)
     return buckets
 
@@ -90,8 +93,11 @@ def startup_peaks(buckets: list[float], horizon_buckets: int, at_most: float) ->
     n = m.size - k
     if n <= 0:
         return np.empty(0)
-    ahead = np.max(np.lib.stride_tricks.sliding_window_view(m[1:], k)[:n], axis=1)
-    return np.asarray(ahead[m[:n] <= at_most])
+    # The horizon spans a few buckets: k shifted maxima beat a sliding-window view.
+    ahead = m[1 : n + 1].copy()
+    for j in range(2, k + 1):
+        np.maximum(ahead, m[j : n + j], out=ahead)
+    return ahead[m[:n] <= at_most]
 
 
 def startup_peak_quantile(
