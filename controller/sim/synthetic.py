@@ -118,7 +118,7 @@ class SyntheticFleet:
     config: GovernorConfig = field(init=False)
     replicas: dict[tuple[str, str], int] = field(init=False, default_factory=dict)
     weights: dict[str, dict[str, int]] = field(init=False, default_factory=dict)
-    ticks: int = field(init=False, default=0)
+    elapsed_s: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
         self.config = fleet_config(self.n)
@@ -131,7 +131,7 @@ class SyntheticFleet:
     @property
     def now(self) -> datetime:
         """The clock of the current tick."""
-        return T0 + timedelta(seconds=self.ticks * self.interval_s)
+        return T0 + timedelta(seconds=self.elapsed_s)
 
     def snapshot(self) -> Snapshot:
         """What the fleet looks like at the current tick."""
@@ -172,10 +172,14 @@ class SyntheticFleet:
             apps.append(AppSnapshot(app.name, tuple(versions), dict(weights)))
         return Snapshot(now=self.now, apps=tuple(apps), window_s=self.window_s)
 
-    def follow(self, plan: Plan) -> None:
-        """Make the plan true at once (an instant actuator) and move the clock one tick."""
+    def follow(self, plan: Plan, seconds: float | None = None) -> None:
+        """Make the plan true at once (an instant actuator) and move the clock on.
+
+        `seconds` defaults to one control interval; a longer step fills the agents'
+        per-window memory faster (a warm-up to the state size of a long-running daemon).
+        """
         for d in plan.replicas:
             self.replicas[(d.app, d.version)] = d.replicas
         for w in plan.weights:
             self.weights[w.app] = dict(w.weights)
-        self.ticks += 1
+        self.elapsed_s += self.interval_s if seconds is None else seconds
