@@ -12,9 +12,9 @@ budget by a rounding error and never loses a replica to one.
 from __future__ import annotations
 
 import heapq
-from decimal import Decimal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from controller.config import AppConfig, GovernorConfig
 
