@@ -83,7 +83,8 @@ class _Exact:
     @classmethod
     def of(cls, *amounts: float) -> _Exact:
         """Enough decimal places for every one of `amounts` (finite, from the config)."""
-        exponents = (Decimal(repr(a)).as_tuple().exponent for a in amounts)
+        # A fleet has a handful of distinct prices: read each one once.
+        exponents = (Decimal(repr(a)).as_tuple().exponent for a in set(amounts))
         return cls(max((-e for e in exponents if isinstance(e, int)), default=0))
 
     def units(self, amount: float) -> int:
@@ -98,8 +99,10 @@ def _cut_to(
 
     Returns whether it fits.
     """
-    exact = _Exact.of(limit, *(c.price for c in scope))
-    price = {c.key: exact.units(c.price) for c in scope}
+    prices = {c.price for c in scope}
+    exact = _Exact.of(limit, *prices)
+    per_price = {p: exact.units(p) for p in prices}
+    price = {c.key: per_price[c.price] for c in scope}
     cost = sum(alloc[c.key] * price[c.key] for c in scope)
     cap = exact.units(limit)
     if cost <= cap:
