@@ -12,7 +12,7 @@ Per tick, timed stage by stage:
 - act: the local actuator rendering and writing the plan to a dashboard stand-in that
   keeps the deployed state in memory (no HTTP), so this is the actuator's own work;
 - record: rollout views and `Telemetry.record`;
-- state: the agents' state serialised as the state file writes it.
+- state: the agents' state saved by the local state store (`FileStateStore`, a temp dir).
 
 Also: config load (one main file that includes a file per team, as a large fleet is kept),
 series exported and bytes per scrape, and bytes written in a tick where one application
@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 from prometheus_client import generate_latest  # noqa: E402
 
 from controller.actuators.local import LocalActuator  # noqa: E402
+from controller.actuators.state_file import FileStateStore  # noqa: E402
 from controller.agents.rollout import rollout_view  # noqa: E402
 from controller.config import GovernorConfig, load_config  # noqa: E402
 from controller.decide import decide  # noqa: E402
@@ -216,6 +217,8 @@ def measure(n: int, ticks: int, warm_up: bool = True) -> dict[str, Any]:
     fixtures_mb = current_rss_mb() - before_fixtures
     actuator = LocalActuator(config, dashboard, base)
     telemetry = Telemetry()
+    state_dir = tempfile.TemporaryDirectory()
+    state_file = FileStateStore(Path(state_dir.name) / "state.json")
     states: dict[str, Any] = {}
     # As `governor run` does once its config and clients are built.
     gc.freeze()
@@ -243,7 +246,7 @@ def measure(n: int, ticks: int, warm_up: bool = True) -> dict[str, Any]:
         views = {a.name: rollout_view(decision.states, a) for a in config.applications}
         telemetry.record(config, snapshot, decision.plan, views)
         lap("record")
-        json.dumps({"agents": decision.states}, allow_nan=False)
+        state_file.save(decision.states)
         lap("state")
         states, plan = decision.states, decision.plan
         fleet.follow(plan)
@@ -263,6 +266,8 @@ def measure(n: int, ticks: int, warm_up: bool = True) -> dict[str, Any]:
     weight_bytes, weight_writes = dashboard.written, dashboard.writes
     text = generate_latest(telemetry.registry)
     series = sum(1 for line in text.decode().splitlines() if line and not line.startswith("#"))
+    state_bytes = state_file.path.stat().st_size
+    state_dir.cleanup()
     median = {s: statistics.median(v) * 1000 if v else math.nan for s, v in stages.items()}
     return {
         "apps": n,
@@ -275,7 +280,7 @@ def measure(n: int, ticks: int, warm_up: bool = True) -> dict[str, Any]:
         "fixtures_rss_mb": fixtures_mb,
         "series": series,
         "scrape_bytes": len(text),
-        "state_bytes": len(json.dumps({"agents": states})),
+        "state_bytes": state_bytes,
         "one_app_count_change": {"bytes": count_bytes, "writes": count_writes},
         "one_app_weight_change": {"bytes": weight_bytes, "writes": weight_writes},
         "gc": gc.get_threshold(),
