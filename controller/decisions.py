@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from controller.snapshot import first_by
+
 
 @dataclass(frozen=True)
 class ReplicaProposal:
@@ -118,14 +120,8 @@ class Plan:
 
     def __post_init__(self) -> None:
         # Actuators and telemetry ask per version; an index keeps that O(1) on a large fleet.
-        replicas: dict[tuple[str, str], ReplicaDecision] = {}
-        for d in self.replicas:
-            replicas.setdefault((d.app, d.version), d)
-        weights: dict[str, WeightDecision] = {}
-        for w in self.weights:
-            weights.setdefault(w.app, w)
-        object.__setattr__(self, "_replicas", replicas)
-        object.__setattr__(self, "_weights", weights)
+        object.__setattr__(self, "_replicas", first_by(self.replicas, lambda d: (d.app, d.version)))
+        object.__setattr__(self, "_weights", first_by(self.weights, lambda w: w.app))
 
     def replicas_for(self, app: str, version: str) -> int | None:
         """Desired replicas of one version, or None when the plan says nothing of it."""

@@ -6,8 +6,13 @@ A signal source builds one `Snapshot` per tick. A value that could not be observ
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
+
+T = TypeVar("T")
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,14 @@ class VersionSnapshot:
         return self.running_replicas + (self.starting_replicas or 0)
 
 
+def first_by(items: Iterable[T], key: Callable[[T], K]) -> dict[K, T]:
+    """Items by key, the first of equal keys winning as a scan would (O(1) look-ups)."""
+    index: dict[K, T] = {}
+    for item in items:
+        index.setdefault(key(item), item)
+    return index
+
+
 @dataclass(frozen=True)
 class AppSnapshot:
     """One Serve application: its versions and the router's current traffic weights."""
@@ -105,11 +118,7 @@ class AppSnapshot:
     )
 
     def __post_init__(self) -> None:
-        # First wins, as a scan would; the index keeps lookups O(1) on large fleets.
-        index: dict[str, VersionSnapshot] = {}
-        for v in self.versions:
-            index.setdefault(v.version, v)
-        object.__setattr__(self, "_by_name", index)
+        object.__setattr__(self, "_by_name", first_by(self.versions, lambda v: v.version))
 
     def version(self, name: str) -> VersionSnapshot | None:
         """The snapshot of version `name`, if it was observed."""
@@ -151,10 +160,7 @@ class Snapshot:
     )
 
     def __post_init__(self) -> None:
-        index: dict[str, AppSnapshot] = {}
-        for a in self.apps:
-            index.setdefault(a.name, a)
-        object.__setattr__(self, "_by_name", index)
+        object.__setattr__(self, "_by_name", first_by(self.apps, lambda a: a.name))
 
     def app(self, name: str) -> AppSnapshot | None:
         """The snapshot of application `name`, if it was observed."""

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from controller.agents.base import AgentState
+from controller.budget_fit import team_priority
 from controller.config import AppConfig, GovernorConfig
 from controller.decide import decide
 from controller.decisions import BudgetCut, ReplicaDecision, WeightDecision
@@ -192,8 +193,8 @@ def fleet_config(
 
 def priority_of(config: GovernorConfig, app: AppConfig) -> int:
     """One number for who yields first: team priority, then app priority."""
-    team = config.budgets.teams.get(app.team)
-    return (team.priority if team else 0) * PRIORITY_LEVELS + app.priority
+    team, own = team_priority(config, app)
+    return team * PRIORITY_LEVELS + own
 
 
 class FleetSimulation:
