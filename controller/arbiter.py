@@ -4,6 +4,9 @@ Precedence, strongest first:
 1. bounds: `min_replicas..max_replicas`, and at least one replica for a version that
    gets traffic or is under rollout (a version of an app that allows scale to zero may
    sit at 0 while it has weight: the scaling agent brings it back when requests arrive);
+   while the controller warms up after a start (`Snapshot.warming_up`: less than a full
+   window observed), the observed count is a bound too, so nothing, the budget included,
+   cuts capacity on data that covers part of a window;
 2. budget: the arbiter's last stage fits the whole draft to the total and team budgets,
    where replicas yield in priority order (`budget_fit.fit_to_budget`); `ReplicaCap`s
    from agents apply before it;
@@ -152,6 +155,7 @@ def _draft(
     weight: int,
     seen: VersionSnapshot | None,
     asks: Proposals,
+    warming_up: bool = False,
 ) -> Draft:
     key = (app.name, version.name)
     observed = _observed_replicas(seen)
@@ -177,11 +181,19 @@ def _draft(
     if low is not None and low.replicas < n:
         reasons.append(f"cut {n} -> {max(low.replicas, 0)} by {low.agent}'s cap: {low.reason}")
         n = low.replicas
-    hard = _hard_minimum(app, version, weight, floor)
+    least = _hard_minimum(app, version, weight, floor)
+    hard = least
+    if warming_up and observed is not None:
+        hard = max(least, min(observed, version.max_replicas))
     bounded = clamp(n, hard, version.max_replicas)
+    warm_up = "no capacity is cut until a full window has been observed since the start"
+    if hard > least and bounded <= n:
+        reasons.append(f"at least the observed {hard}: {warm_up}")
     if bounded > n:
         why = f"min_replicas {version.min_replicas}"
-        if hard > version.min_replicas:
+        if hard > least:
+            why = warm_up
+        elif hard > version.min_replicas:
             why = "one replica for a version with traffic or under rollout"
         reasons.append(f"raised {n} -> {bounded}: {why}")
     elif bounded < n:
@@ -204,7 +216,7 @@ def draft_plan(
         for version in app.versions:
             w = decision.weights.get(version.name, 0)
             seen = observed.version(version.name) if observed is not None else None
-            d = _draft(app, version, w, seen, asks)
+            d = _draft(app, version, w, seen, asks, snapshot.warming_up)
             drafts.append(d)
             claims.append(
                 Claim(d.app, d.version, app.team, priority, price, d.replicas, d.floor, d.hard)

@@ -1,4 +1,12 @@
-"""The control loop: observe -> decide -> act -> record, every interval, surviving failures."""
+"""The control loop: observe -> decide -> save -> act -> record, every interval, surviving failures.
+
+The agents' next state is saved before the plan is applied (write-ahead), so a crash at
+any point of a tick leaves a saved state that is at or ahead of the fleet, never behind
+it: a restarted daemon re-applies the plan its state implies (the actuators compare with
+what is deployed, so re-applying changes only what a crash left undone) and never decides
+a rollout step again or moves weights back. A saved state is parsed through its schema
+when loaded (`state_check`); parts that fail are dropped, counted and rebuilt.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +20,10 @@ from typing import Any
 from controller.actuators.base import Actuator, ApplyResult
 from controller.agents.base import AgentState
 from controller.agents.rollout import rollout_view
+from controller.agents.state_check import StateReset, check_states
 from controller.clock import Clock
 from controller.config import GovernorConfig
-from controller.decide import TickDecision, decide
+from controller.decide import AgentFailedError, TickDecision, decide
 from controller.decisions import Plan, Proposal
 from controller.errors import GovernorError, PermanentError, TemporaryError
 from controller.events import EventLog
@@ -25,6 +34,8 @@ from controller.state_store import StateStore
 from controller.telemetry import Telemetry
 
 DecideFn = Callable[[Snapshot, Mapping[str, AgentState], GovernorConfig], TickDecision]
+Checkpoint = Callable[[str], None]
+"""Called at each named point of a tick; a fault-injection seam (tests crash there)."""
 
 MAX_BACKOFF_S = 60.0
 
@@ -68,6 +79,7 @@ class Daemon:
         inbox: CommandInbox | None = None,
         decide_fn: DecideFn = decide,
         is_leader: Callable[[], bool] = lambda: True,
+        checkpoint: Checkpoint = lambda point: None,
     ) -> None:
         self.config = config
         self.source = source
@@ -79,7 +91,11 @@ class Daemon:
         self.inbox = inbox
         self.decide_fn = decide_fn
         self.is_leader = is_leader
-        self.states: dict[str, AgentState] = store.load()
+        self.checkpoint = checkpoint
+        self.states: dict[str, AgentState] = self._checked(store.load())
+        self._observing_since: datetime | None = None
+        self._decided = False
+        """Whether `states` moved on from what was loaded at the start."""
         self._leading = False
         self._retry_at: datetime | None = None
         self._backoff_s = 0.0
@@ -96,30 +112,48 @@ class Daemon:
         stage = "observe"
         try:
             leading = self.is_leader()
-            if leading and not self._leading:
-                # A new leader continues from what the last one saved, not from its own view.
-                self.states = self.store.load()
+            if leading and not self._leading and self._decided:
+                self.states = self._adopt_saved_states(now)
             self._leading = leading
             snapshot = self.source.observe()
+            if self._observing_since is None:
+                self._observing_since = snapshot.now
             handled: list[Any] = []
+            commands: tuple[Any, ...] = ()
             if self.inbox is not None:
                 pending = self.inbox.pending()
                 handled = [p for p, _ in pending]
-                snapshot = replace(snapshot, commands=tuple(c for _, c in pending))
+                commands = tuple(c for _, c in pending)
+            snapshot = replace(snapshot, commands=commands, observing_since=self._observing_since)
             for problem in snapshot.problems:
                 self.events.emit(now, "signal-missing", problem)
+            self.checkpoint("observed")
             stage = "decide"
             decision = self.decide_fn(snapshot, self.states, self.config)
-            stage = "act"
-            applied = self._act(decision.plan, snapshot, now, leading)
-            stage = "record"
+            self.checkpoint("decided")
+            stage = "save"
             self.states = dict(decision.states)
+            self._decided = True
             if leading:
                 self.store.save(self.states)
+            self.checkpoint("saved")
             if self.inbox is not None:
                 self.inbox.done(handled)
+            stage = "act"
+            applied = self._act(decision.plan, snapshot, now, leading)
+            self.checkpoint("applied")
+            stage = "record"
             self._record(snapshot, decision, applied, now)
             outcome = "held" if applied is not None and applied.held else "ok"
+        except AgentFailedError as err:
+            error = f"{stage}: {err}"
+            outcome = "error"
+            self.telemetry.errors.labels("agent", stage).inc()
+            self.events.emit(now, "error", error, stage=stage, error_kind="agent")
+            if self.states.get(err.agent):
+                # An agent that fails on its state would fail on it every tick: rebuild it.
+                self._reset(now, StateReset(err.agent, "*", str(err)))
+                self.states = {**self.states, err.agent: {}}
         except GovernorError as err:
             error = f"{stage}: {err}"
             outcome = "error"
@@ -146,6 +180,38 @@ class Daemon:
         )
         self.last = report
         return report
+
+    def _checked(self, saved: Mapping[str, Any]) -> dict[str, AgentState]:
+        """The saved states that parse; each dropped part is an event and a count."""
+        states, resets = check_states(saved, self.config)
+        for reset in resets:
+            self._reset(self.clock.now(), reset)
+        return states
+
+    def _reset(self, now: datetime, reset: StateReset) -> None:
+        self.telemetry.state_resets.labels(reset.agent).inc()
+        self.events.emit(
+            now,
+            "state-reset",
+            f"{reset.agent} state of {reset.entry} dropped, rebuilt from the fleet: {reset.reason}",
+            agent=reset.agent,
+            entry=reset.entry,
+        )
+
+    def _adopt_saved_states(self, now: datetime) -> dict[str, AgentState]:
+        """A new leader continues from what the last one saved, not from its own view."""
+        try:
+            return self._checked(self.store.load())
+        except PermanentError as err:
+            # Its own view (it has been deciding as a follower) beats stopping the fleet.
+            self.events.emit(
+                now,
+                "error",
+                f"saved state unreadable, continuing from this replica's own view: {err}",
+                stage="observe",
+                error_kind=err.kind,
+            )
+            return self.states
 
     def rollouts(self) -> dict[str, dict[str, Any]]:
         """The rollout view of every application, from the agents' state."""

@@ -23,7 +23,16 @@ from controller.config import GovernorConfig
 from controller.decisions import Plan, Proposal
 from controller.snapshot import Snapshot
 
-__all__ = ["TickDecision", "decide", "default_agents"]
+__all__ = ["AgentFailedError", "TickDecision", "decide", "default_agents"]
+
+
+class AgentFailedError(Exception):
+    """An agent raised while deciding; names it so its state can be rebuilt."""
+
+    def __init__(self, agent: str, error: Exception) -> None:
+        super().__init__(f"agent {agent} failed: {type(error).__name__}: {error}")
+        self.agent = agent
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -55,13 +64,19 @@ def decide(
     for agent in chosen:
         if not isinstance(agent, PlanReviewer):
             state = json_copy(states.get(agent.name) or {})
-            made, next_states[agent.name] = agent.propose(snapshot, state, config)
+            try:
+                made, next_states[agent.name] = agent.propose(snapshot, state, config)
+            except Exception as err:
+                raise AgentFailedError(agent.name, err) from err
             proposals.extend(made)
     plan = arbitrate(snapshot, proposals, config)
     for agent in chosen:
         if isinstance(agent, PlanReviewer):
             state = json_copy(states.get(agent.name) or {})
-            alerts, next_states[agent.name] = agent.review(snapshot, state, config, plan)
+            try:
+                alerts, next_states[agent.name] = agent.review(snapshot, state, config, plan)
+            except Exception as err:
+                raise AgentFailedError(agent.name, err) from err
             plan = replace(plan, alerts=plan.alerts + tuple(alerts))
             proposals.extend(alerts)
     return TickDecision(plan=plan, states=next_states, proposals=tuple(proposals))

@@ -155,12 +155,24 @@ class Snapshot:
     """Why fields are missing (a failed source, a stale sample)."""
     commands: tuple[OperatorCommand, ...] = ()
     """Operator commands not yet handled, observed at this tick."""
+    observing_since: datetime | None = None
+    """When this controller process began observing the fleet (None: long enough ago).
+
+    Until a full window has passed since then, what the signals say covers less than a
+    window, so the plan cuts no capacity (`warming_up`)."""
     _by_name: dict[str, AppSnapshot] = field(
         init=False, repr=False, compare=False, hash=False, default_factory=dict
     )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", first_by(self.apps, lambda a: a.name))
+
+    @property
+    def warming_up(self) -> bool:
+        """True until a full window has been observed since this controller started."""
+        if self.observing_since is None:
+            return False
+        return (self.now - self.observing_since).total_seconds() < self.window_s
 
     def app(self, name: str) -> AppSnapshot | None:
         """The snapshot of application `name`, if it was observed."""

@@ -123,6 +123,12 @@ class Telemetry:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
         self.errors = Counter("governor_errors", "Errors by kind", ["kind", "stage"], registry=r)
+        self.state_resets = Counter(
+            "governor_state_reset",
+            "Parts of the saved agent state dropped as invalid and rebuilt from the fleet",
+            ["agent"],
+            registry=r,
+        )
         self.missing_signals = Gauge(
             "governor_signal_problems", "Signal problems seen at the last tick", registry=r
         )

@@ -118,7 +118,7 @@ def _compact(doc: Any) -> str:
 def _parse(model: type[BaseModel], value: str, where: str) -> Any:
     try:
         raw = json.loads(value)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         raise PermanentError(f"{where}: the saved state is not JSON: {err}") from err
     if isinstance(raw, dict) and raw.get("schema_version", STATE_SCHEMA_VERSION) != (
         STATE_SCHEMA_VERSION

@@ -25,8 +25,11 @@ class FileStateStore:
             doc = json.loads(self.path.read_text())
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as err:
-            raise PermanentError(f"{self.path}: cannot read the saved state: {err}") from err
+        except (OSError, ValueError, RecursionError) as err:
+            raise PermanentError(
+                f"{self.path}: cannot read the saved state ({type(err).__name__}: {err}); "
+                "fix it or move it away to start fresh"
+            ) from err
         if not isinstance(doc, dict) or doc.get("schema_version") != STATE_SCHEMA_VERSION:
             raise PermanentError(
                 f"{self.path}: saved state has schema_version "

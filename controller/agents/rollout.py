@@ -185,10 +185,32 @@ class _Tick:
         st["started_at"] = st["step_started_at"] = now
         self._set_phase("canary")
         self._verdict("inconclusive", f"canary of {candidate} against {st['stable']} started")
+        self._resume_from_the_router(candidate, observed)
         seen = observed.version(st["stable"]) if observed is not None else None
         first = window_counts(seen, self.snapshot.window_s)
         if first is not None:
             st["baseline"] = first
+
+    def _resume_from_the_router(self, candidate: str, observed: AppSnapshot | None) -> None:
+        """Start at the last step the router already gives the candidate (a lost state).
+
+        A canary whose saved state was lost or dropped as invalid starts again; where the
+        router already sends the candidate traffic, it resumes at the highest step at or
+        below that share, so that losing the state never moves weights back to step 1.
+        """
+        seen = observed.weights if observed is not None else None
+        share = (seen or {}).get(candidate, 0)
+        steps = self.cfg.steps
+        reached = [i for i, w in enumerate(steps) if w <= share]
+        if share <= 0 or not reached:
+            return
+        i = reached[-1]
+        self.st["step_index"], self.st["weight"] = i, steps[i]
+        self._verdict(
+            "inconclusive",
+            f"canary of {candidate} resumed at step {i + 1}/{len(steps)}: the router already "
+            f"gives it {share}%",
+        )
 
     def _advance(self, observed: AppSnapshot) -> None:
         st, steps = self.st, self.cfg.steps

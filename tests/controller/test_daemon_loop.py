@@ -146,14 +146,17 @@ def test_operator_commands_reach_the_agents_once(tmp_path: Path) -> None:
     assert daemon.states["counter"]["seen"] == []
 
 
-def test_a_command_survives_a_failed_tick(tmp_path: Path) -> None:
+def test_a_command_is_saved_before_the_apply_and_handled_once(tmp_path: Path) -> None:
     daemon, _, actuator, _ = make(tmp_path)
     CommandInbox.beside_state(tmp_path / "state.json").submit("abort-rollout", "embed")
     actuator.fail = PermanentError("forbidden")
-    daemon.tick()
+    report = daemon.tick()
+    assert report.error == "act: forbidden"
+    saved = FileStateStore(tmp_path / "state.json").load()
+    assert saved["counter"]["seen"] == ["abort-rollout"]  # its effect outlives the failed apply
     actuator.fail = None
     daemon.tick()
-    assert daemon.states["counter"]["seen"] == ["abort-rollout"]
+    assert daemon.states["counter"]["seen"] == []
 
 
 def test_unknown_command_actions_are_refused() -> None:
@@ -181,3 +184,12 @@ def test_a_new_leader_resumes_from_the_saved_state_not_its_own(tmp_path: Path) -
     standby.is_leader = lambda: True
     standby.tick()
     assert standby.states["counter"]["ticks"] == 3
+
+
+def test_the_snapshot_says_since_when_this_process_observes(tmp_path: Path) -> None:
+    daemon, _, _, clock = make(tmp_path)
+    first = daemon.tick().snapshot
+    assert first is not None and first.observing_since == clock.now() and first.warming_up
+    clock.advance(daemon.config.window_s)
+    later = daemon.tick().snapshot
+    assert later is not None and later.observing_since == first.now and not later.warming_up
