@@ -36,74 +36,70 @@ class StateReset:
     reason: str
 
 
-def _problem(err: ValidationError) -> str:
+class _UnfitError(ValueError):
+    """A parsed entry that cannot continue under this config."""
+
+
+def _problem(err: ValidationError) -> tuple[tuple[str, ...], str]:
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "the entry"
-    return f"{where}: {first['msg']}"
+    return tuple(str(p) for p in first["loc"]), first["msg"]
+
+
+def _entries(
+    agent: str, key: str, state: Any, parse: Callable[[str, Any], Any]
+) -> tuple[AgentState, list[StateReset]]:
+    """Parse each entry of the mapping `state[key]`; drop and name those that fail."""
+    entries = state.get(key) if isinstance(state, dict) else None
+    if not isinstance(entries, dict):
+        return {}, [StateReset(agent, "*", f"{key}: not a mapping")]
+    kept: dict[str, Any] = {}
+    resets: list[StateReset] = []
+    for name, entry in entries.items():
+        try:
+            kept[str(name)] = parse(str(name), entry)
+        except ValidationError as err:
+            loc, msg = _problem(err)
+            resets.append(StateReset(agent, str(name), f"{'.'.join((key, name, *loc))}: {msg}"))
+        except _UnfitError as err:
+            resets.append(StateReset(agent, str(name), f"{key}.{name}.{err}"))
+    return {key: kept}, resets
 
 
 def _rollout_fits(entry: RolloutAppState, app: str, config: GovernorConfig) -> str | None:
     """Why a parsed rollout entry cannot continue under this config, or None."""
-    app_cfg = next((a for a in config.applications if a.name == app), None)
-    if app_cfg is None:
+    try:
+        app_cfg = config.app(app)
+    except KeyError:
         return None  # a removed application: the agent forgets it
     names = {v.name for v in app_cfg.versions}
+    canary = entry.get("phase") == "canary"
     for key in ("stable", "candidate"):
         version = entry.get(key)
-        if version is not None and version not in names and entry.get("phase") == "canary":
+        if canary and version is not None and version not in names:
             return f"{key}: {version!r} is not a version of {app}"
     step = entry.get("step_index")
-    if entry.get("phase") == "canary" and step is not None and step >= len(app_cfg.rollout.steps):
+    if canary and step is not None and step >= len(app_cfg.rollout.steps):
         return f"step_index: {step} is past the {len(app_cfg.rollout.steps)} rollout steps"
     return None
 
 
 def _check_rollout(state: Any, config: GovernorConfig) -> tuple[AgentState, list[StateReset]]:
-    apps = state.get("apps") if isinstance(state, dict) else None
-    if not isinstance(apps, dict):
-        return {}, [StateReset("rollout", "*", "apps: not a mapping of applications")]
-    kept: dict[str, Any] = {}
-    resets: list[StateReset] = []
-    for app, entry in apps.items():
-        try:
-            parsed = _ROLLOUT.validate_python(entry)
-        except ValidationError as err:
-            resets.append(StateReset("rollout", str(app), f"apps.{app}.{_problem(err)}"))
-            continue
-        unfit = _rollout_fits(parsed, str(app), config)
+    def parse(app: str, entry: Any) -> RolloutAppState:
+        parsed = _ROLLOUT.validate_python(entry)
+        unfit = _rollout_fits(parsed, app, config)
         if unfit is not None:
-            resets.append(StateReset("rollout", str(app), f"apps.{app}.{unfit}"))
-            continue
-        kept[str(app)] = parsed
-    return {"apps": kept}, resets
+            raise _UnfitError(unfit)
+        return parsed
+
+    return _entries("rollout", "apps", state, parse)
 
 
 def _check_scaling(state: Any, config: GovernorConfig) -> tuple[AgentState, list[StateReset]]:
-    versions = state.get("versions") if isinstance(state, dict) else None
-    if not isinstance(versions, dict):
-        return {}, [StateReset("scaling", "*", "versions: not a mapping of versions")]
-    kept: dict[str, Any] = {}
-    resets: list[StateReset] = []
-    for key, entry in versions.items():
-        try:
-            kept[str(key)] = _SCALING.validate_python(entry)
-        except ValidationError as err:
-            resets.append(StateReset("scaling", str(key), f"versions.{key}.{_problem(err)}"))
-    return {"versions": kept}, resets
+    return _entries("scaling", "versions", state, lambda _, e: _SCALING.validate_python(e))
 
 
 def _check_budget(state: Any, config: GovernorConfig) -> tuple[AgentState, list[StateReset]]:
-    capped = state.get("capped_since") if isinstance(state, dict) else None
-    if not isinstance(capped, dict):
-        return {}, [StateReset("budget", "*", "capped_since: not a mapping of versions")]
-    kept: dict[str, Any] = {}
-    resets: list[StateReset] = []
-    for key, since in capped.items():
-        try:
-            kept[str(key)] = _TIME.validate_python(since)
-        except ValidationError as err:
-            resets.append(StateReset("budget", str(key), f"capped_since.{key}: {_problem(err)}"))
-    return {"capped_since": kept}, resets
+    return _entries("budget", "capped_since", state, lambda _, e: _TIME.validate_python(e))
 
 
 Checker = Callable[[Any, GovernorConfig], tuple[AgentState, list[StateReset]]]
