@@ -240,7 +240,7 @@ def measure(
     """
     from ray import serve
 
-    from controller.demo.local_ray import free_port, local_ray
+    from controller.demo.local_ray import free_port, local_ray, serve_http_options
     from controller.transports.ray_dashboard import RayDashboardClient
 
     raw: list[Row] = []
@@ -250,7 +250,7 @@ def measure(
         if num_gpus:
             console.print("GPU visible to Ray:", _ray_gpus())
         http_port = free_port()
-        serve.start(http_options={"host": "127.0.0.1", "port": http_port})
+        serve.start(http_options=serve_http_options(http_port))
         client = RayDashboardClient(head.dashboard_url, timeout_s=60)
         url = f"http://127.0.0.1:{http_port}/v1/embeddings"
         try:

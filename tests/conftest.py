@@ -18,11 +18,17 @@ from typing import Any
 import httpx
 import pytest
 
-from controller.demo.local_ray import free_port
+from controller.demo import local_ray
+from controller.demo.local_ray import (
+    free_port,
+    serve_http_options,
+    start_local_ray,
+    stop_local_ray,
+)
 from controller.transports.ray_dashboard import ray_auth_token
 
 RAY_NUM_CPUS = 6
-METRICS_REPORT_INTERVAL_MS = 2000
+METRICS_REPORT_INTERVAL_MS = local_ray.METRICS_REPORT_INTERVAL_MS
 WORKER_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
@@ -105,32 +111,22 @@ class RayServeCluster:
 @pytest.fixture(scope="session")
 def ray_serve() -> Iterator[RayServeCluster]:
     """One local Ray + Serve for the whole session, stopped at its end."""
-    import ray
     from ray import serve
 
     os.environ.update(WORKER_ENV)
-    dashboard_port, metrics_port, http_port = free_port(), free_port(), free_port()
-    ray.init(
-        num_cpus=RAY_NUM_CPUS,
-        include_dashboard=True,
-        dashboard_host="127.0.0.1",
-        dashboard_port=dashboard_port,
-        _metrics_export_port=metrics_port,
-        _system_config={"metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS},
-        log_to_driver=False,
-    )
+    http_port = free_port()
+    head = start_local_ray(RAY_NUM_CPUS, dashboard_port=free_port())
     try:
-        serve.start(http_options={"host": "127.0.0.1", "port": http_port})
+        serve.start(http_options=serve_http_options(http_port))
         yield RayServeCluster(
-            dashboard_url=f"http://127.0.0.1:{dashboard_port}",
+            dashboard_url=head.dashboard_url,
             http_url=f"http://127.0.0.1:{http_port}",
-            metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+            metrics_url=head.metrics_url,
             http_port=http_port,
             auth_headers=ray_auth_headers(),
         )
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        stop_local_ray()
 
 
 def build_tiny_causal_lm(path: Path) -> Path:
