@@ -14,11 +14,19 @@ from rich.console import Console
 
 from controller import prometheus_config
 from controller.calibration import command as calibrate_command
-from controller.clock import SystemClock
-from controller.config import GovernorConfig, load_config
+from controller.clock import Clock, SystemClock
+from controller.config import (
+    ConfigCheck,
+    GovernorConfig,
+    check_serve_config,
+    check_state_folder,
+    check_state_path,
+    load_config,
+)
 from controller.errors import ConfigError, GovernorError
 from controller.sim import command as sim_command
 from controller.snapshot import Snapshot
+from controller.target import Target, TargetBuilder
 from controller.views import plan_table, status_table
 from kuberay import render as kuberay_render
 
@@ -42,11 +50,28 @@ ConfigOption = Annotated[
 ]
 
 
-def _load(path: Path, dry_run: bool | None = None) -> GovernorConfig:
+def _serve_config_check(config: GovernorConfig, config_path: Path) -> None:
+    """`check_serve_config` on the Serve config file the local target reads."""
+    from controller.targets import resolve_path
+
+    check_serve_config(config, resolve_path(config.local.serve_config, config_path))
+
+
+RUN_CHECKS: tuple[ConfigCheck, ...] = (check_state_folder, _serve_config_check)
+"""What `governor run` needs beyond a valid file: a state folder it can write, and the
+deployments it governs in the Serve config it applies."""
+OBSERVE_CHECKS: tuple[ConfigCheck, ...] = (check_state_path, _serve_config_check)
+"""What the commands that read the fleet and the state (plan, status) need."""
+
+
+def _load(
+    path: Path, dry_run: bool | None = None, checks: tuple[ConfigCheck, ...] = ()
+) -> GovernorConfig:
     try:
-        config = load_config(path)
+        config = load_config(path, checks)
     except ConfigError as err:
-        err_console.print(f"[bold red]invalid config[/]\n{err}", highlight=False)
+        # One line per problem, never wrapped: operators grep for the file and field.
+        err_console.print(f"[bold red]invalid config[/]\n{err}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from err
     if dry_run:
         config = config.model_copy(update={"dry_run": True})
@@ -54,7 +79,7 @@ def _load(path: Path, dry_run: bool | None = None) -> GovernorConfig:
 
 
 def _fail(err: GovernorError) -> typer.Exit:
-    err_console.print(f"[bold red]error[/] ({err.kind}): {err}", highlight=False)
+    err_console.print(f"[bold red]error[/] ({err.kind}): {err}", highlight=False, soft_wrap=True)
     return typer.Exit(2 if isinstance(err, ConfigError) else 1)
 
 
@@ -71,10 +96,9 @@ def run(
     from controller.daemon import Daemon
     from controller.events import EventLog
     from controller.signals.commands import CommandInbox
-    from controller.targets import build_target
     from controller.telemetry import Telemetry, serve_metrics
 
-    config = _load(config_path, dry_run)
+    config = _load(config_path, dry_run, RUN_CHECKS)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     clock = SystemClock()
     try:
@@ -98,7 +122,7 @@ def run(
             telemetry,
             events,
             CommandInbox.beside_state(config.state_path),
-            is_leader=getattr(target, "is_leader", lambda: True),
+            is_leader=target.is_leader,
         )
     except GovernorError as err:
         raise _fail(err) from err
@@ -134,13 +158,35 @@ def run(
         raise typer.Exit(1)
 
 
+@app.command()
+def check(config_path: ConfigOption) -> None:
+    """Check the config as `governor run` would, contacting nothing; exit 2 if it cannot work."""
+    config = _load(config_path, checks=RUN_CHECKS)
+    console.print(
+        f"{config_path}: {len(config.applications)} applications, target {config.target}: OK",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def target_builders() -> dict[str, TargetBuilder]:
+    """The builder of each `target:` kind the config may name."""
+    from controller.targets import build_local_target
+    from kuberay.target import build_kuberay_target
+
+    return {"local": build_local_target, "kuberay": build_kuberay_target}
+
+
+def build_target(config: GovernorConfig, clock: Clock, config_path: Path) -> Target:
+    """The target the config names, from its entry in `target_builders()`."""
+    return target_builders()[config.target](config, clock, config_path)
+
+
 RATE_PROBE_S = 5.0
 """One-shot commands read the fleet twice this far apart, so rates have a window."""
 
 
 def _observe_once(config: GovernorConfig, config_path: Path) -> tuple[Snapshot, dict[str, Any]]:
-    from controller.targets import build_target
-
     clock = SystemClock()
     try:
         target = build_target(config, clock, config_path)
@@ -166,7 +212,7 @@ def plan(config_path: ConfigOption) -> None:
     """Observe the fleet once, decide, and print the plan with its reasons; apply nothing."""
     from controller.decide import decide
 
-    config = _load(config_path)
+    config = _load(config_path, checks=OBSERVE_CHECKS)
     snapshot, states = _observe_once(config, config_path)
     decision = decide(snapshot, states, config)
     console.print(plan_table(config, snapshot, decision.plan))
@@ -179,7 +225,7 @@ def status(config_path: ConfigOption) -> None:
     from controller.agents.rollout import rollout_view
     from controller.decide import decide
 
-    config = _load(config_path)
+    config = _load(config_path, checks=OBSERVE_CHECKS)
     snapshot, states = _observe_once(config, config_path)
     decision = decide(snapshot, states, config)
     rollouts = {a.name: rollout_view(states, a) for a in config.applications}
@@ -195,7 +241,7 @@ def rollout_abort(
     """Abort the rollout of APP: the daemon moves all traffic back to the stable version."""
     from controller.signals.commands import CommandInbox
 
-    config = _load(config_path)
+    config = _load(config_path, checks=(check_state_folder,))
     names = [a.name for a in config.applications]
     if app_name not in names:
         err_console.print(f"[red]unknown application[/] {app_name!r}; known: {', '.join(names)}")
@@ -223,7 +269,7 @@ def demo(
     """Run the embedded default: local Ray, the serve app, the daemon and a replayed trace."""
     from controller.demo.run import DemoOptions, run_demo
 
-    _load(config_path)
+    _load(config_path, checks=(_serve_config_check,))
     # Events show in the live view; the log would only repeat them under it.
     logging.basicConfig(level=logging.ERROR)
     try:

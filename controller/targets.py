@@ -1,4 +1,4 @@
-"""Builds the signal source, actuator and state store a config's target needs."""
+"""The local target: Ray's dashboard and metrics endpoints, a local state file."""
 
 from __future__ import annotations
 
@@ -11,28 +11,32 @@ from controller.actuators.serve_config import check_serve_config_covers, load_se
 from controller.actuators.state_file import FileStateStore
 from controller.clock import Clock
 from controller.config import GovernorConfig
-from controller.errors import ConfigError
 from controller.signals.base import SignalSource
 from controller.signals.embedded import EmbeddedSource, http_metrics_reader
+from controller.signals.prometheus import PrometheusSource
 from controller.state_store import StateStore
+from controller.target import Target, close_all
 from controller.transports.ray_dashboard import RayDashboardClient
+
+__all__ = ["LocalTarget", "Target", "build_local_target", "resolve_path"]
 
 
 @dataclass
-class Target:
-    """Everything the daemon talks to; `close` releases what was opened."""
+class LocalTarget:
+    """A target with parts that need no election: the daemon always acts."""
 
     source: SignalSource
     actuator: Actuator
     store: StateStore
     closers: list[object] = field(default_factory=list)
 
+    def is_leader(self) -> bool:
+        """Always: one local daemon drives one local Ray."""
+        return True
+
     def close(self) -> None:
         """Release connections."""
-        for c in self.closers:
-            close = getattr(c, "close", None)
-            if callable(close):
-                close()
+        close_all(self.closers)
 
 
 def resolve_path(path: str, config_path: str | Path | None) -> Path:
@@ -46,36 +50,13 @@ def resolve_path(path: str, config_path: str | Path | None) -> Path:
 
 def build_local_target(
     config: GovernorConfig, clock: Clock, config_path: str | Path | None = None
-) -> Target:
+) -> LocalTarget:
     """The embedded default: Ray's dashboard and metrics endpoints, a local state file."""
     base = load_serve_config(resolve_path(config.local.serve_config, config_path))
     check_serve_config_covers(base, config)
     dashboard = RayDashboardClient(config.local.dashboard_url, config.local.request_timeout_s)
     source: SignalSource = EmbeddedSource(config, dashboard, http_metrics_reader(config), clock)
     if config.signals.kind == "prometheus":
-        source = _prometheus_source(config, clock, source)
+        source = PrometheusSource(config, clock, replicas_from=source)
     actuator = LocalActuator(config, dashboard, base)
-    return Target(source, actuator, FileStateStore(config.state_path), [source, dashboard])
-
-
-def _prometheus_source(
-    config: GovernorConfig, clock: Clock, replicas_from: SignalSource
-) -> SignalSource:
-    try:
-        from controller.signals.prometheus import PrometheusSource
-    except ImportError as err:
-        raise ConfigError("signals.kind: prometheus is not available in this build") from err
-    return PrometheusSource(config, clock, replicas_from=replicas_from)
-
-
-def build_target(
-    config: GovernorConfig, clock: Clock, config_path: str | Path | None = None
-) -> Target:
-    """The target the config names."""
-    if config.target == "local":
-        return build_local_target(config, clock, config_path)
-    try:
-        from kuberay.target import build_kuberay_target
-    except ImportError as err:
-        raise ConfigError("target: kuberay support is not available in this build") from err
-    return build_kuberay_target(config, clock, config_path)
+    return LocalTarget(source, actuator, FileStateStore(config.state_path), [source, dashboard])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -13,7 +13,8 @@ from controller.config import GovernorConfig
 from controller.errors import ConfigError
 from controller.signals.base import SignalSource
 from controller.signals.prometheus import PrometheusSource
-from controller.targets import Target
+from controller.state_store import StateStore
+from controller.target import close_all
 from kuberay.actuator import KubeRayActuator
 from kuberay.client import RayServiceClient
 from kuberay.configmaps import ConfigMapClient
@@ -26,9 +27,13 @@ from kuberay.state_store import AnnotationMigration, ConfigMapStateStore
 
 
 @dataclass
-class ClusterTarget(Target):
-    """A Target whose actuator and state writes run only while this daemon holds the Lease."""
+class ClusterTarget:
+    """A target whose actuator and state writes run only while this daemon holds the Lease."""
 
+    source: SignalSource
+    actuator: KubeRayActuator
+    store: StateStore
+    closers: list[object] = field(default_factory=list)
     elector: LeaderElector | None = None
 
     def is_leader(self) -> bool:
@@ -42,7 +47,7 @@ class ClusterTarget(Target):
         """Release the Lease, then the connections."""
         if self.elector is not None:
             self.elector.close()
-        super().close()
+        close_all(self.closers)
 
 
 def build_kuberay_target(

@@ -1,14 +1,18 @@
+# Server: the stand-in (tests/kuberay/fake_apiserver.py), which counts requests: reading the fleet
+# sends none to the Lease, a follower sends no state writes.
 """build_kuberay_target wires the parts from a GovernorConfig; reading never joins the election."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import pytest
 from kubernetes import client as k8s
 
+from controller.cli import target_builders
+from controller.config import GovernorConfig
 from controller.errors import ConfigError
 from controller.signals.prometheus import PrometheusSource
 from kuberay.signals import RayServiceSource
@@ -115,3 +119,12 @@ def test_a_daemon_that_does_not_hold_the_lease_writes_no_state(
         other.close()
 
     assert apiserver.count("POST", "/configmaps") + apiserver.count("PATCH", "/configmaps") == 0
+
+
+def test_every_target_kind_the_config_accepts_has_a_builder() -> None:
+    kinds = set(get_args(GovernorConfig.model_fields["target"].annotation))
+
+    builders = target_builders()
+
+    assert set(builders) == kinds
+    assert builders["kuberay"] is build_kuberay_target
