@@ -29,12 +29,14 @@ typecheck: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/ensure-prometheus.sh
+	bash scripts/build-k8s.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest
 
 unit: $(STAMP)
+	bash scripts/build-k8s.sh
 	$(VENV)/bin/pytest -m "not integration"
 
 clean:

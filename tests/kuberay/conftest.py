@@ -22,6 +22,13 @@ from kuberay.retry import Backoff
 from kuberay.shards import RayServiceShards
 from tests.controller.clock import ManualClock
 from tests.controller.sample_config import governor_config
+from tests.kuberay.control_plane import (
+    ControlPlane,
+    MissingBinariesError,
+    binaries_dir,
+    empty_namespace,
+    ensure_namespace,
+)
 from tests.kuberay.fake_apiserver import FakeApiServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -244,3 +251,50 @@ def rendered(kind: str) -> dict[str, Any]:
     """The single rendered manifest of `kind`."""
     (found,) = [d for d in rendered_manifests() if d["kind"] == kind]
     return found
+
+
+# -- The real control plane: etcd and kube-apiserver built by scripts/build-k8s.sh --------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker of tests that run against the real API server."""
+    config.addinivalue_line(
+        "markers", "k8s: runs against the real kube-apiserver and etcd (scripts/build-k8s.sh)"
+    )
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """etcd and kube-apiserver on loopback ports with KubeRay's CRDs, for the whole session."""
+    try:
+        folder = binaries_dir()
+    except MissingBinariesError as err:
+        pytest.fail(str(err), pytrace=False)
+    plane = ControlPlane(folder, tmp_path_factory.mktemp("k8s"))
+    try:
+        plane.start()
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture
+def cluster(control_plane: ControlPlane) -> Iterator[ControlPlane]:
+    """The real control plane with the namespace NAMESPACE, emptied after the test."""
+    if "kube-apiserver" not in control_plane.processes:
+        control_plane.start_apiserver()  # a test that stopped it failed before restarting it
+    admin = control_plane.client()
+    try:
+        ensure_namespace(admin, NAMESPACE)
+        yield control_plane
+        empty_namespace(admin, NAMESPACE)
+    finally:
+        admin.close()
+
+
+@pytest.fixture
+def admin_api(cluster: ControlPlane) -> Iterator[k8s.ApiClient]:
+    """The real `kubernetes` ApiClient, authenticated as the cluster's admin."""
+    client = cluster.client()
+    yield client
+    client.close()

@@ -605,15 +605,16 @@ def _size_problem(resource: str, name: str, obj: dict[str, Any]) -> tuple[int, s
     size = sum(len(k.encode()) + len(str(v).encode()) for k, v in annotations.items())
     if size > MAX_ANNOTATIONS_BYTES:
         return 422, (
-            f'{resource} "{name}" is invalid: metadata.annotations: Too long: must have at '
-            f"most {MAX_ANNOTATIONS_BYTES} bytes"
+            f'{resource} "{name}" is invalid: metadata.annotations: Too long: may not be '
+            f"more than {MAX_ANNOTATIONS_BYTES} bytes"
         )
     if resource == "configmaps":
+        # The API server counts the values only (keys are bounded by their own rule).
         data = obj.get("data") or {}
-        size = sum(len(k.encode()) + len(str(v).encode()) for k, v in data.items())
+        size = sum(len(str(v).encode()) for v in data.values())
         if size > MAX_CONFIGMAP_DATA_BYTES:
             return 422, (
-                f'ConfigMap "{name}" is invalid: []: Too long: must have at most '
+                f'ConfigMap "{name}" is invalid: []: Too long: may not be more than '
                 f"{MAX_CONFIGMAP_DATA_BYTES} bytes"
             )
     if len(json.dumps(obj).encode()) > MAX_OBJECT_BYTES:

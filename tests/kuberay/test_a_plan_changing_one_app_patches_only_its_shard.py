@@ -1,3 +1,5 @@
+# Server: the stand-in (tests/kuberay/fake_apiserver.py), which counts the requests
+# each tick sends to each RayService and injects a failing shard.
 """Writes are the size of what changed: only the shard holding a changed application is patched."""
 
 from __future__ import annotations

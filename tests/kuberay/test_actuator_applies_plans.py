@@ -1,3 +1,6 @@
+# Server: the stand-in (tests/kuberay/fake_apiserver.py), which counts the patches sent,
+# with an in-memory Serve for the scale API; the same actuator on the real server:
+# test_the_actuator_writes_the_real_rayservice.py.
 """The KubeRay actuator: a plan becomes a serveConfigV2 patch; idempotent, level-triggered."""
 
 from __future__ import annotations
@@ -23,51 +26,6 @@ from tests.kuberay.conftest import (
     snapshot,
 )
 from tests.kuberay.fake_apiserver import FakeApiServer
-
-
-def test_a_plan_lands_in_the_serve_config(
-    apiserver: FakeApiServer, actuator: KubeRayActuator, rayservice: dict[str, Any]
-) -> None:
-    result = actuator.apply(plan(3, 2, {"v1": 90, "v2": 10}), snapshot(1, 1))
-
-    doc = deployed(apiserver)
-    deps = deployments(doc)
-    assert deps["model_v1"]["num_replicas"] == 3
-    assert deps["model_v2"]["num_replicas"] == 2
-    assert deps["router"]["user_config"]["weights"] == {"v1": 90, "v2": 10}
-    assert doc["applications"][0]["external_scaler_enabled"] is True
-    assert result.held is None
-    assert "serveConfigV2: embed/model_v1 num_replicas 1 -> 3" in result.changes
-    assert "serveConfigV2: embed weights {'v1': 100, 'v2': 0} -> {'v1': 90, 'v2': 10}" in (
-        result.changes
-    )
-    # Everything the plan does not govern is left as it was.
-    assert deps["model_v1"]["ray_actor_options"] == {"num_gpus": 1}
-    assert doc["applications"][0]["import_path"] == "serving.app:build_app"
-
-
-def test_applying_the_same_plan_twice_patches_once(
-    apiserver: FakeApiServer, actuator: KubeRayActuator, rayservice: dict[str, Any]
-) -> None:
-    first = actuator.apply(plan(3, 1, {"v1": 90, "v2": 10}), snapshot(1, 1))
-    second = actuator.apply(plan(3, 1, {"v1": 90, "v2": 10}), snapshot(3, 1))
-
-    assert first.changes and not second.changes
-    assert apiserver.count("PATCH", PATCH) == 1
-
-
-def test_a_config_changed_by_someone_else_is_brought_back(
-    apiserver: FakeApiServer, actuator: KubeRayActuator, rayservice: dict[str, Any]
-) -> None:
-    actuator.apply(plan(3, 1), snapshot(1, 1))
-    # `kubectl apply` of the original manifest resets the replica counts.
-    apiserver.seed(rayservice_object())
-
-    result = actuator.apply(plan(3, 1), snapshot(1, 1))
-
-    assert deployments(deployed(apiserver))["model_v1"]["num_replicas"] == 3
-    assert result.changes
-    assert apiserver.count("PATCH", PATCH) == 2
 
 
 def test_zero_replicas_keep_one_in_the_config_without_a_scale_api(

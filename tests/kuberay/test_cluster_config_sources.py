@@ -1,3 +1,5 @@
+# Server: the stand-in (tests/kuberay/fake_apiserver.py), which shows the Authorization header
+# the client sends.
 """The client connects with a kubeconfig file or with the pod's service account."""
 
 from __future__ import annotations

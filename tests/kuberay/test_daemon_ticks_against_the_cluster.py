@@ -1,3 +1,5 @@
+# Server: the stand-in (tests/kuberay/fake_apiserver.py), with an in-memory Serve playing the
+# KubeRay operator's in-place apply, which needs a running Ray head.
 """The real daemon, decide() and the KubeRay target against the stand-in API server.
 
 The head's Serve API is the in-memory FakeServe; `kuberay_applies` plays the KubeRay

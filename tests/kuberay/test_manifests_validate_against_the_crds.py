@@ -1,3 +1,5 @@
+# Server: none but one test on the stand-in; KubeRay's CRD schemas checked in Python.
+# The real server's validation: test_manifests_apply_to_the_real_api_server.py.
 """Every RayService (and the RayCluster it makes) the project writes or renders validates
 against KubeRay v1.7's own CRD schemas, and its serveConfigV2 against Ray's ServeDeploySchema.
 """

@@ -1,3 +1,4 @@
+# Server: none; the rendered Role read as data.
 """The Role grants exactly what the daemon uses, in its namespace only, with no wildcards."""
 
 from __future__ import annotations

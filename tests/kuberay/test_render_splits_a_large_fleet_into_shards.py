@@ -1,3 +1,4 @@
+# Server: none; rendering only.
 """`governor render-manifests` splits a Serve config too large for one RayService into shards."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Server: none; rendering and `kubectl kustomize`.
 """The generated manifests are rendered from the config files, not copied: they agree."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Server: the stand-in (tests/kuberay/fake_apiserver.py), which counts the reads per
+# shard and injects a 403 on one shard.
 """Observing a fleet spread over RayServices: each is read and parsed once, apps found anywhere."""
 
 from __future__ import annotations

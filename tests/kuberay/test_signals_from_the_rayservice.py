@@ -1,3 +1,5 @@
+# Server: the stand-in (tests/kuberay/fake_apiserver.py), with an in-memory Serve for the head's
+# dashboard, which needs a running Ray head.
 """The replica and status part of the snapshot, from the RayService and the head's Serve API."""
 
 from __future__ import annotations

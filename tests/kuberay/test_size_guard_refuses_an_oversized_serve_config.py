@@ -1,3 +1,5 @@
+# Server: the stand-in (tests/kuberay/fake_apiserver.py), which counts patches: none may
+# be sent.
 """A serveConfigV2 over the bound is refused with the shard, its size and the bound; nothing lands."""
 
 from __future__ import annotations

@@ -1,3 +1,6 @@
+# Server: the stand-in (tests/kuberay/fake_apiserver.py), which counts the requests (only the
+# changed keys are sent) and injects a conflict; the same store in real ConfigMaps:
+# test_state_configmaps_on_the_real_api_server.py.
 """Agent state survives in ConfigMaps split by application, with a schema; only changes are sent."""
 
 from __future__ import annotations
@@ -69,25 +72,6 @@ def test_split_and_join_are_inverse_and_keyed_by_application() -> None:
     }
     assert common["budget"] == {"capped_since": {}, "note": "kept as it is"}
     assert join_apps(common, per_app.values()) == AGENTS
-
-
-def test_saved_state_loads_back_the_same(
-    apiserver: FakeApiServer, cm_client: ConfigMapClient, clock: ManualClock
-) -> None:
-    store = make_store(cm_client, clock)
-    assert store.load() == {}
-
-    store.save(AGENTS)
-
-    fresh = make_store(cm_client, clock)  # a restarted daemon
-    assert fresh.load() == AGENTS
-    data = configmap(apiserver)["data"]
-    index = json.loads(data[STATE_KEY])
-    assert index["schema_version"] == 1
-    assert index["saved_at"] == "2026-01-01T00:00:00Z"
-    assert index["partitions"] == 1
-    assert json.loads(data[data_key("embed")])["app"] == "embed"
-    assert set(data) == {STATE_KEY, "app.embed", "app.chat"}
 
 
 def test_saving_unchanged_state_writes_nothing(

@@ -1,3 +1,4 @@
+# Server: the stand-in (tests/kuberay/fake_apiserver.py), which injects 5xx answers and timeouts.
 """5xx answers and timeouts are retried with growing back-off, then reported as temporary."""
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
+# Server: the stand-in (tests/kuberay/fake_apiserver.py), which counts patches (none may be
+# sent); the hold on the real server: test_the_actuator_writes_the_real_rayservice.py.
 """While KubeRay upgrades (UpgradeInProgress, or a pending cluster not ready), nothing is written."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from kuberay.actuator import KubeRayActuator, hold_reason
@@ -12,32 +13,11 @@ from tests.kuberay.conftest import (
     NAMESPACE,
     PATCH,
     RUNNING_STATUS,
-    deployed,
-    deployments,
     plan,
     snapshot,
     upgrading_status,
 )
 from tests.kuberay.fake_apiserver import FakeApiServer
-
-
-def test_upgrade_in_progress_holds_then_the_plan_lands_after_it(
-    apiserver: FakeApiServer, actuator: KubeRayActuator, rayservice: dict[str, Any]
-) -> None:
-    apiserver.set_status(NAMESPACE, NAME, upgrading_status())
-
-    held = actuator.apply(plan(3, 1), snapshot(1, 1))
-
-    assert held.held is not None and "UpgradeInProgress" in held.held
-    assert "BothActivePendingClustersExist" in held.held
-    assert held.changes == ()
-    assert apiserver.count("PATCH", PATCH) == 0
-
-    apiserver.set_status(NAMESPACE, NAME, copy.deepcopy(RUNNING_STATUS))
-    applied = actuator.apply(plan(3, 1), snapshot(1, 1))
-
-    assert applied.held is None
-    assert deployments(deployed(apiserver))["model_v1"]["num_replicas"] == 3
 
 
 def test_a_pending_cluster_that_is_not_ready_holds(
@@ -52,25 +32,6 @@ def test_a_pending_cluster_that_is_not_ready_holds(
     assert result.held is not None
     assert "pending RayCluster governor-fleet-def34 is not ready (embed=DEPLOYING)" in result.held
     assert apiserver.count("PATCH", PATCH) == 0
-
-
-def test_an_upgrade_that_starts_between_read_and_patch_holds(
-    apiserver: FakeApiServer, actuator: KubeRayActuator, rayservice: dict[str, Any]
-) -> None:
-    # The operator starts an upgrade after our read; our patch then meets a 409, and the
-    # fresh read shows the upgrade.
-    fault = apiserver.add_fault(
-        "PATCH",
-        PATCH,
-        then=lambda: apiserver.set_status(NAMESPACE, NAME, upgrading_status()),
-    )
-
-    result = actuator.apply(plan(3, 1), snapshot(1, 1))
-
-    assert fault.times == 0
-    assert result.held is not None and "UpgradeInProgress" in result.held
-    assert apiserver.count("PATCH", PATCH, status=409) == 1
-    assert apiserver.count("PATCH", PATCH, status=200) == 0
 
 
 def test_hold_reasons_read_the_status() -> None:
