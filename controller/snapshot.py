@@ -86,6 +86,10 @@ class VersionSnapshot:
     """Prompt (input) tokens per second of the requests this version answered."""
     output_token_rate: float | None = None
     """Generated tokens per second of the requests this version answered."""
+    shed_rate: float | None = None
+    """Requests per second refused for overload (503 + Retry-After) before they reached
+    this version's replicas: demand it failed to serve, in neither `request_rate` nor
+    `error_rate`."""
 
     @property
     def heading_to(self) -> int | None:

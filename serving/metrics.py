@@ -115,6 +115,13 @@ class RouterMetrics:
             tags,
             tag_keys=_tag_keys(*_ROUTE_TAGS, "kind", "status"),
         )
+        self.shed = _metric(
+            Counter,
+            "governor_requests_shed",
+            "Requests refused with 503 + Retry-After because the version's queue was full.",
+            tags,
+            tag_keys=_ROUTE_TAGS,
+        )
         self.latency_ms = _metric(
             Histogram,
             "governor_request_latency_ms",
@@ -144,6 +151,14 @@ class RouterMetrics:
         tags = {"version": version, "endpoint": endpoint}
         self.requests.inc(tags=tags)
         self.errors.inc(tags={**tags, "kind": kind, "status": str(status)})
+
+    def record_shed(self, version: str, endpoint: str) -> None:
+        """Count a request refused for overload before it reached the version's replicas.
+
+        Not an answer of the version: it counts neither in `requests` nor in `errors`, so
+        a version's error rate (what canaries are judged on) does not move with load.
+        """
+        self.shed.inc(tags={"version": version, "endpoint": endpoint})
 
     def record_weights(self, weights: dict[str, int]) -> None:
         """Publish the weights now in force."""

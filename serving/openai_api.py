@@ -1,18 +1,47 @@
-"""OpenAI-compatible request schemas, their limits, and the response bodies."""
+"""OpenAI-compatible request schemas, their limits, the response bodies, and the OpenAPI
+document that states them."""
 
 from __future__ import annotations
 
 import base64
+import copy
 import time
 import uuid
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 
 from serving.errors import ApiError
+from serving.http_body import MAX_JSON_INT, MIN_JSON_INT, REFUSED_CHARACTERS, BodyLimits
 from serving.results import CompletionResult, EmbeddingResult
 from serving.spec import AppArgs, describe
+
+EMBEDDINGS_PATH = "/v1/embeddings"
+COMPLETIONS_PATH = "/v1/completions"
+TASK_PATHS = {"embeddings": EMBEDDINGS_PATH, "generation": COMPLETIONS_PATH}
+TEXT_PATTERN = "^[^\\u0000]*$"
+"""Documents that strings hold no NUL; a JSON Schema pattern cannot name lone surrogates,
+which no Unicode string holds, so the document's text says so instead."""
+
+
+def _only(schema: dict[str, Any]) -> WithJsonSchema:
+    """Documents the values an option accepts here, where OpenAI accepts more."""
+    return WithJsonSchema({**schema, "description": "OpenAI's other values are not supported here"})
+
+
+_NULL = {"type": "null"}
+
+GREEDY_BELOW_TEMPERATURE = 1e-5
+"""Temperatures under this decode greedily, as 0 does (vLLM's rule too): dividing logits by
+a temperature near zero overflows float32 and the sampler fails on the infinities."""
 
 
 class EmbeddingRequest(BaseModel):
@@ -23,7 +52,7 @@ class EmbeddingRequest(BaseModel):
     model: str
     input: str | list[str]
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = None
+    dimensions: Annotated[int | None, _only(_NULL)] = None
     user: str | None = None
 
     @model_validator(mode="after")
@@ -46,20 +75,38 @@ class CompletionRequest(BaseModel):
     model: str
     prompt: str | list[str]
     max_tokens: int | None = None
-    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
+    temperature: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=2.0,
+        description=f"0, or under {GREEDY_BELOW_TEMPERATURE}, decodes greedily",
+    )
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    n: int = 1
-    stream: bool = False
-    stop: str | list[str] | None = None
-    echo: bool = False
-    logprobs: int | None = None
-    best_of: int | None = None
-    suffix: str | None = None
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    logit_bias: dict[str, float] | None = None
-    seed: int | None = None
-    stream_options: dict[str, Any] | None = None
+    n: Annotated[int, _only({"type": "integer", "enum": [1]})] = 1
+    stream: Annotated[bool, _only({"type": "boolean", "enum": [False]})] = False
+    stop: Annotated[
+        str | list[str] | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": {"type": "string"}, "maxItems": 4},
+                    _NULL,
+                ]
+            }
+        ),
+    ] = None
+    echo: Annotated[bool, _only({"type": "boolean", "enum": [False]})] = False
+    logprobs: Annotated[int | None, _only(_NULL)] = None
+    best_of: Annotated[int | None, _only({"enum": [1, None]})] = None
+    suffix: Annotated[str | None, _only(_NULL)] = None
+    presence_penalty: Annotated[float, _only({"type": "number", "enum": [0]})] = 0.0
+    frequency_penalty: Annotated[float, _only({"type": "number", "enum": [0]})] = 0.0
+    logit_bias: Annotated[
+        dict[str, float] | None, _only({"anyOf": [{"type": "object", "maxProperties": 0}, _NULL]})
+    ] = None
+    seed: Annotated[int | None, _only(_NULL)] = None
+    stream_options: Annotated[dict[str, Any] | None, _only(_NULL)] = None
     user: str | None = None
 
     @model_validator(mode="after")
@@ -87,6 +134,11 @@ class CompletionRequest(BaseModel):
     def prompts(self) -> list[str]:
         """The prompts as a list."""
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+
+    @property
+    def sampling_temperature(self) -> float:
+        """The temperature to sample with: 0 (greedy) for any under GREEDY_BELOW_TEMPERATURE."""
+        return 0.0 if self.temperature < GREEDY_BELOW_TEMPERATURE else self.temperature
 
     @property
     def stops(self) -> tuple[str, ...]:
@@ -193,10 +245,182 @@ def completions_body(result: CompletionResult, model: str) -> dict[str, Any]:
 
 def models_body(model_name: str, versions: list[str], created: int) -> dict[str, Any]:
     """The OpenAI model list: the routed name, then one pinned id per version."""
-    ids = [model_name, *(f"{model_name}:{v}" for v in versions)]
+    ids = model_ids(model_name, versions)
     return {
         "object": "list",
         "data": [
             {"id": i, "object": "model", "created": created, "owned_by": "governor"} for i in ids
         ],
     }
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong, in OpenAI's words: `type` is the class, `code` the precise reason."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the server, whatever its status or route."""
+
+    error: ErrorDetail
+
+
+class EmbeddingData(BaseModel):
+    """One input's vector: floats, or base64 of little-endian float32."""
+
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingUsage(BaseModel):
+    """Tokens the model read."""
+
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(BaseModel):
+    """Answer of `POST /v1/embeddings`."""
+
+    object: Literal["list"]
+    model: str
+    data: list[EmbeddingData]
+    usage: EmbeddingUsage
+
+
+class CompletionChoice(BaseModel):
+    """The text generated for one prompt."""
+
+    index: int
+    text: str
+    logprobs: None
+    finish_reason: Literal["stop", "length"]
+
+
+class CompletionUsage(BaseModel):
+    """Tokens read and generated."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class CompletionList(BaseModel):
+    """Answer of `POST /v1/completions`."""
+
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: CompletionUsage
+
+
+class ModelCard(BaseModel):
+    """One model id this application answers to."""
+
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    """Answer of `GET /v1/models`."""
+
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+_ERROR_STATUSES = {
+    400: "refused input: not JSON, not UTF-8, too deeply nested, a number that is not "
+    "finite or not 64-bit, a string with NUL or a lone surrogate, or a field out of its limits",
+    404: "the model or the endpoint is not served by this application",
+    413: "the body is over the application's byte limit",
+    500: "the version that served the request failed",
+    503: "the version is overloaded or has no replica; retry after Retry-After seconds",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for error statuses, all with the OpenAI error body."""
+    return {
+        status: {"model": ErrorBody, "description": _ERROR_STATUSES[status]} for status in statuses
+    }
+
+
+def model_ids(model_name: str, versions: list[str]) -> list[str]:
+    """The model ids an application answers to: its name, then one pinned id per version."""
+    return [model_name, *(f"{model_name}:{v}" for v in versions)]
+
+
+def openapi_document(base: dict[str, Any], args: AppArgs, limits: BodyLimits) -> dict[str, Any]:
+    """One application's OpenAPI document: its own endpoint, request schema and limits."""
+    served = TASK_PATHS[args.task]
+    document = copy.deepcopy(base)
+    document["paths"] = {
+        path: operations
+        for path, operations in document["paths"].items()
+        if path == served or path not in TASK_PATHS.values()
+    }
+    document["paths"][served]["post"]["requestBody"] = {
+        "required": True,
+        "description": limits.describe(),
+        "content": {"application/json": {"schema": request_schema(args)}},
+    }
+    document["info"]["description"] = (
+        f"OpenAI-compatible {args.task} for `{args.model_name}`. Limits: "
+        f"{limits.describe()}; at most {args.max_inputs} inputs of at most "
+        f"{args.max_input_chars} characters each. Every error body is "
+        '`{"error": {"message", "type", "param", "code"}}`.'
+    )
+    document["x-governor-limits"] = _limits(args, limits)
+    return document
+
+
+def _limits(args: AppArgs, limits: BodyLimits) -> dict[str, Any]:
+    described: dict[str, Any] = {
+        "max_body_bytes": limits.max_bytes,
+        "max_json_depth": limits.max_depth,
+        "integer_range": [MIN_JSON_INT, MAX_JSON_INT],
+        "refused_characters": REFUSED_CHARACTERS,
+        "max_inputs": args.max_inputs,
+        "max_input_chars": args.max_input_chars,
+    }
+    if args.task == "generation":
+        described["max_tokens"] = args.max_tokens_limit
+    return described
+
+
+def request_schema(args: AppArgs) -> dict[str, Any]:
+    """The JSON Schema of the served endpoint's body, with this application's limits."""
+    generation = args.task == "generation"
+    schema = (CompletionRequest if generation else EmbeddingRequest).model_json_schema()
+    properties = schema["properties"]
+    text = {"type": "string", "minLength": 1, "maxLength": args.max_input_chars}
+    texts = {"type": "array", "items": text, "minItems": 1, "maxItems": args.max_inputs}
+    properties["prompt" if generation else "input"]["anyOf"] = [text, texts]
+    properties["model"]["enum"] = model_ids(args.model_name, args.version_names)
+    if generation:
+        bounded = {"type": "integer", "minimum": 1, "maximum": args.max_tokens_limit}
+        properties["max_tokens"]["anyOf"] = [bounded, _NULL]
+    _forbid_nul(schema)
+    return schema
+
+
+def _forbid_nul(schema: dict[str, Any]) -> None:
+    """Give every free string of a schema the pattern that keeps NUL out."""
+    pending: list[Any] = [schema]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            if item.get("type") == "string" and "enum" not in item:
+                item.setdefault("pattern", TEXT_PATTERN)
+            pending.extend(item.values())

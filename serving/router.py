@@ -9,6 +9,7 @@ replica process served it.
 # Serve's ingress wrapper resolves string annotations against Ray's module, not this one.
 import asyncio
 import logging
+import math
 import os
 import random
 import time
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from ray import serve
 from ray.exceptions import RayActorError
@@ -26,24 +29,32 @@ from ray.serve.exceptions import (
     ReplicaUnavailableError,
 )
 from ray.serve.handle import DeploymentHandle
+from starlette.exceptions import HTTPException
 
 from serving.errors import ApiError, InputRejectedError
-from serving.http_body import read_json_object
+from serving.http_body import BodyLimits, read_json_object
 from serving.live_config import LiveSetting
 from serving.metrics import NO_VERSION, RouterMetrics
 from serving.openai_api import (
+    COMPLETIONS_PATH,
+    EMBEDDINGS_PATH,
+    CompletionList,
     CompletionRequest,
+    EmbeddingList,
     EmbeddingRequest,
+    ModelList,
     check_inputs,
     completions_body,
     embeddings_body,
+    error_responses,
     max_tokens_of,
     models_body,
+    openapi_document,
     parse_request,
 )
 from serving.results import ServedBy
 from serving.routing import pick_weighted, resolve_model
-from serving.spec import AppArgs, parse_router_config
+from serving.spec import RETRY_AFTER_S, AppArgs, ModelUserConfig, parse_router_config
 
 VERSION_HEADER = "x-governor-version"
 REPLICA_PID_HEADER = "x-governor-replica-pid"
@@ -51,14 +62,27 @@ ROUTER_PID_HEADER = "x-governor-router-pid"
 
 logger = logging.getLogger("ray.serve")
 
+OPENAPI_PATH = "/openapi.json"
+API_VERSION = "0.1.0"
+
+# The OpenAPI document is served by the Router itself (OPENAPI_PATH), because each
+# application's limits and model ids belong in it.
 api = FastAPI(title="governor", docs_url=None, redoc_url=None, openapi_url=None)
 
+OVERLOADED = "overloaded"
+UNAVAILABLE = "unavailable"
+RETRY_AFTER_HEADER = "retry-after"
+DEFAULT_RETRY_AFTER_S = RETRY_AFTER_S
+"""Retry-After when Serve's backpressure_config sets none (docs/reliability.md)."""
+
+_SHED = (BackPressureError,)
+"""The version's queue at this router is full (its `max_queued_requests`)."""
 _UNAVAILABLE = (
-    BackPressureError,
     DeploymentUnavailableError,
     ReplicaUnavailableError,
     RayActorError,
 )
+"""The version has no replica that can take the request (failed, stopped or gone)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +92,62 @@ class _Call:
     model: str
     invoke: Callable[[DeploymentHandle], Awaitable[Any]]
     render: Callable[[Any], dict[str, Any]]
+
+
+class UnavailableError(ApiError):
+    """A 503 in the OpenAI error format: the version cannot take the request now; retry later."""
+
+    def __init__(self, message: str, code: str, retry_after_s: float) -> None:
+        super().__init__(503, message, code=code, kind="server_error")
+        self.retry_after_s = retry_after_s
+
+    @property
+    def shed(self) -> bool:
+        """Whether the request was refused for overload, which is no failure of the version."""
+        return self.code == OVERLOADED
+
+    @property
+    def retry_after(self) -> str:
+        """The Retry-After value: whole seconds, rounded up so no retry comes too early."""
+        return str(max(0, math.ceil(self.retry_after_s)))
+
+
+def unavailable_error(exc: Exception, version: str) -> UnavailableError | None:
+    """The 503 for a version that is overloaded or has no replica to serve; None otherwise."""
+    if isinstance(exc, _SHED):
+        # Not logged per request: under overload that is many lines a second, on the
+        # cores that serve; the shed counter says it.
+        retry_s = exc.retry_after_s if exc.retry_after_s is not None else DEFAULT_RETRY_AFTER_S
+        return UnavailableError(
+            f"version {version} is overloaded: its queue is full; retry after "
+            f"{max(0, math.ceil(retry_s))} s",
+            OVERLOADED,
+            retry_s,
+        )
+    if isinstance(exc, _UNAVAILABLE):
+        logger.warning("version %s unavailable: %r", version, exc)
+        return UnavailableError(
+            f"version {version} has no replica available; retry later",
+            UNAVAILABLE,
+            DEFAULT_RETRY_AFTER_S,
+        )
+    return None
+
+
+def error_headers(error: ApiError, version: str) -> dict[str, str] | None:
+    """Headers of an error answer: the version it was routed to, Retry-After on a 503."""
+    headers = {VERSION_HEADER: version} if version != NO_VERSION else {}
+    if isinstance(error, UnavailableError):
+        headers[RETRY_AFTER_HEADER] = error.retry_after
+    return headers or None
+
+
+def record_failure(metrics: RouterMetrics, version: str, endpoint: str, error: ApiError) -> None:
+    """Count a request that got an error: shed for overload, or an error of `version`."""
+    if isinstance(error, UnavailableError) and error.shed:
+        metrics.record_shed(version, endpoint)
+    else:
+        metrics.record_error(version, endpoint, error.code, error.status)
 
 
 def error_response(error: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -83,7 +163,65 @@ def error_response(error: ApiError, headers: dict[str, str] | None = None) -> JS
     return JSONResponse(body, status_code=error.status, headers=headers)
 
 
-@serve.deployment(max_ongoing_requests=256)
+def _shown(text: str, limit: int = 200) -> str:
+    """A client-sent text fit to quote in an error message: bounded and encodable."""
+    clipped = text if len(text) <= limit else f"{text[:limit]}..."
+    return clipped.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def http_error(request: Request, exc: HTTPException) -> ApiError:
+    """The ApiError for an error Starlette raises itself: unknown route, wrong method."""
+    method, path = request.method, _shown(request.url.path)
+    if exc.status_code == 404:
+        document = f"{request.scope.get('root_path') or ''}{OPENAPI_PATH}"
+        return ApiError(404, f"no route {method} {path}; see {document}", code="unknown_route")
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        return ApiError(
+            405,
+            f"{method} is not allowed on {path}; allowed: {allowed}",
+            code="method_not_allowed",
+        )
+    kind = "server_error" if exc.status_code >= 500 else "invalid_request_error"
+    return ApiError(exc.status_code, str(exc.detail), code="http_error", kind=kind)
+
+
+# Registered before @serve.ingress below, which takes a copy of `api` as it is then.
+@api.exception_handler(HTTPException)
+async def _starlette_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """Starlette's 404 and 405 (and any HTTPException) in the OpenAI error format."""
+    return error_response(http_error(request, exc), dict(exc.headers or {}))
+
+
+@api.exception_handler(RequestValidationError)
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's parameter validation, as the 400 every other bad input gets."""
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+    )
+    return error_response(ApiError(400, _shown(problems, 2000)))
+
+
+@api.exception_handler(Exception)
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """An error no route handled, as an OpenAI 500 rather than Starlette's plain text."""
+    return error_response(
+        ApiError(
+            500,
+            f"internal error: {type(exc).__name__}",
+            code="internal_error",
+            kind="server_error",
+        )
+    )
+
+
+# Used where a Serve config sets none; the shipped configs size them from their versions
+# (serving.spec.router_queue_bounds): the proxy may queue one default batch for a router.
+@serve.deployment(
+    max_ongoing_requests=256,
+    max_queued_requests=ModelUserConfig().max_batch_size,
+    backpressure_config={"retry_after_s": RETRY_AFTER_S},
+)
 @serve.ingress(api)
 class Router:
     """Routes OpenAI-style requests of one application to its version deployments."""
@@ -97,6 +235,9 @@ class Router:
         )
         self.rng = random.Random()
         self.created = int(time.time())
+        self.limits = BodyLimits(max_bytes=args.max_body_bytes)
+        routes = get_openapi(title=api.title, version=API_VERSION, routes=api.routes)
+        self.openapi_document = openapi_document(routes, args, self.limits)
 
     def reconfigure(self, user_config: dict[str, Any] | None) -> None:
         """Adopt new traffic weights; invalid ones are refused and the old ones stay."""
@@ -132,17 +273,29 @@ class Router:
             for name, answer in zip(names, answers, strict=True)
         }
 
-    @api.get("/v1/models")
+    @api.get(OPENAPI_PATH, include_in_schema=False)
+    async def openapi(self, request: Request) -> JSONResponse:
+        """This application's OpenAPI document: routes, request schemas and limits."""
+        prefix = request.scope.get("root_path") or "/"
+        return JSONResponse({**self.openapi_document, "servers": [{"url": prefix}]})
+
+    @api.get("/v1/models", response_model=ModelList)
     async def list_models(self) -> dict[str, Any]:
         """The model ids this application answers to."""
         return models_body(self.args.model_name, self.args.version_names, self.created)
 
-    @api.post("/v1/embeddings")
+    @api.post(
+        EMBEDDINGS_PATH,
+        responses={200: {"model": EmbeddingList}, **error_responses(400, 404, 413, 500, 503)},
+    )
     async def embeddings(self, request: Request) -> JSONResponse:
         """OpenAI-compatible embeddings."""
         return await self._answer(request, "embeddings", self._embeddings_call)
 
-    @api.post("/v1/completions")
+    @api.post(
+        COMPLETIONS_PATH,
+        responses={200: {"model": CompletionList}, **error_responses(400, 404, 413, 500, 503)},
+    )
     async def completions(self, request: Request) -> JSONResponse:
         """OpenAI-compatible text completions."""
         return await self._answer(request, "generation", self._completions_call)
@@ -165,7 +318,7 @@ class Router:
         return _Call(
             model=request.model,
             invoke=lambda handle: handle.complete.remote(
-                prompts, max_tokens, request.temperature, request.top_p, request.stops
+                prompts, max_tokens, request.sampling_temperature, request.top_p, request.stops
             ),
             render=lambda result: completions_body(result, request.model),
         )
@@ -183,16 +336,15 @@ class Router:
                     f"this application serves {self.args.task}, not {task}",
                     code="unsupported_endpoint",
                 )
-            call = prepare(await read_json_object(request, self.args.max_body_bytes))
+            call = prepare(await read_json_object(request, self.limits))
             pinned = resolve_model(call.model, self.args.model_name, self.args.version_names)
             version = pinned or pick_weighted(self.weights.value, self.rng)
             result = await call.invoke(self.models[version])
             body = call.render(result)
         except Exception as exc:
             error = self._as_api_error(exc, version)
-            self.metrics.record_error(version, endpoint, error.code, error.status)
-            headers = {VERSION_HEADER: version} if version != NO_VERSION else None
-            return error_response(error, headers)
+            record_failure(self.metrics, version, endpoint, error)
+            return error_response(error, error_headers(error, version))
         self.metrics.record_success(version, endpoint, (time.perf_counter() - started) * 1e3)
         return JSONResponse(body, headers=self._served_headers(result.served_by))
 
@@ -208,14 +360,9 @@ class Router:
             return exc
         if isinstance(exc, InputRejectedError):
             return ApiError(400, exc.message, param=exc.param)
-        if isinstance(exc, _UNAVAILABLE):
-            logger.warning("version %s unavailable: %r", version, exc)
-            return ApiError(
-                503,
-                f"version {version} is unavailable or overloaded; retry later",
-                code="unavailable",
-                kind="server_error",
-            )
+        unavailable = unavailable_error(exc, version)
+        if unavailable is not None:
+            return unavailable
         logger.exception("version %s failed", version)
         return ApiError(
             500,

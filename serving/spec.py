@@ -100,6 +100,48 @@ class ModelUserConfig(BaseModel):
     batch_wait_timeout_s: float = Field(default=0.01, ge=0.0, le=10.0)
 
 
+RETRY_AFTER_S = 1.0
+"""Retry-After of a shed request: the smallest delay the header carries (whole seconds).
+A version's queue holds about three batch times of work (`version_queue_bounds`), so by
+then it has turned over."""
+
+
+def version_queue_bounds(max_batch_size: int) -> dict[str, Any]:
+    """Serve options that bound the queue in front of a version batching `max_batch_size`.
+
+    A replica holds two batches (`max_ongoing_requests`): the one it computes and the
+    next, already in its mailbox so that it starts the moment the first ends. Serve's
+    router refills a full replica only by polling it, with a back-off that grows to half a
+    second, so a replica holding one batch would idle between batches. Each router may
+    queue one batch more for the version (`max_queued_requests`): what arrives during one
+    batch time at full load. A request beyond that would wait longer than the batches
+    ahead of it take to run: it is shed at once with 503 and Retry-After instead.
+    """
+    return {
+        "max_ongoing_requests": 2 * max_batch_size,
+        "max_queued_requests": max_batch_size,
+        "backpressure_config": {"retry_after_s": RETRY_AFTER_S},
+    }
+
+
+def router_queue_bounds(versions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Serve options of a router in front of version deployments with these options.
+
+    The router admits what its versions hold (at one replica each), so overload is shed
+    per version, where it is counted against that version, and little more: admitted
+    requests wait for the router's own CPU, and under overload every admitted request
+    costs the router as much to refuse as to forward. One batch of the largest version
+    may wait at the proxy for a router slot; beyond that the proxy sheds.
+    """
+    return {
+        "max_ongoing_requests": sum(
+            v["max_ongoing_requests"] + v["max_queued_requests"] for v in versions
+        ),
+        "max_queued_requests": max(v["max_queued_requests"] for v in versions),
+        "backpressure_config": {"retry_after_s": RETRY_AFTER_S},
+    }
+
+
 class RouterUserConfig(BaseModel):
     """The live-tunable `user_config` of the router: traffic weights per version."""
 

@@ -3,18 +3,30 @@
 Ray resets a deployment's replica count to the config's `num_replicas` whenever the
 config is re-submitted, so the document always carries the desired counts; zero is
 reached only through the scale API, and the document then says 1.
+
+Every other option of a deployment is kept as the base document has it, the bounds of
+its queue included (`max_ongoing_requests`, `max_queued_requests`, `backpressure_config`:
+docs/reliability.md, "Load shedding"). A deployment the base does not list is written
+with the data plane's bounds (`serving.spec`), never left to an unbounded default.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from controller.config import GovernorConfig
+from controller.config import AppConfig, GovernorConfig
 from controller.decisions import Plan
 from controller.errors import ConfigError
+from serving.spec import ModelUserConfig, router_queue_bounds, version_queue_bounds
+
+NEW_VERSION_OPTIONS = version_queue_bounds(ModelUserConfig().max_batch_size)
+"""Queue bounds of a version deployment the base does not list: its replicas batch at the
+data plane's default `max_batch_size`, the user_config they start with."""
+_QUEUE_OPTIONS = ("max_ongoing_requests", "max_queued_requests")
 
 
 def load_serve_config(path: str | Path) -> dict[str, Any]:
@@ -54,12 +66,29 @@ def _governed_app(app: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[s
     return app, by_name
 
 
-def _entry(app: dict[str, Any], by_name: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+def _entry(
+    app: dict[str, Any],
+    by_name: dict[str, dict[str, Any]],
+    name: str,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """The deployment `name` of `app`; one the base does not list is added with `options`."""
     entry = by_name.get(name)
     if entry is None:
-        entry = by_name[name] = {"name": name}
+        entry = by_name[name] = {"name": name, **copy.deepcopy(options)}
         app["deployments"].append(entry)
     return entry
+
+
+def _router_options(app_cfg: AppConfig, by_name: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Queue bounds of a router the base does not list: what its versions hold."""
+    versions = []
+    for v in app_cfg.versions:
+        entry = by_name.get(v.deployment) or {}
+        versions.append(
+            {**NEW_VERSION_OPTIONS, **{k: entry[k] for k in _QUEUE_OPTIONS if k in entry}}
+        )
+    return router_queue_bounds(versions)
 
 
 def render_serve_config(base: dict[str, Any], plan: Plan, config: GovernorConfig) -> dict[str, Any]:
@@ -82,10 +111,13 @@ def render_serve_config(base: dict[str, Any], plan: Plan, config: GovernorConfig
         for v in app_cfg.versions:
             desired = plan.replicas_for(app_cfg.name, v.name)
             if desired is not None:
-                _entry(app, by_name, v.deployment)["num_replicas"] = max(1, desired)
+                entry = _entry(app, by_name, v.deployment, NEW_VERSION_OPTIONS)
+                entry["num_replicas"] = max(1, desired)
         weights = plan.weights_for(app_cfg.name)
         if weights is not None:
-            router = _entry(app, by_name, app_cfg.router_deployment)
+            router = _entry(
+                app, by_name, app_cfg.router_deployment, _router_options(app_cfg, by_name)
+            )
             user_config = dict(router.get("user_config") or {})
             user_config["weights"] = {k: int(w) for k, w in sorted(weights.items())}
             router["user_config"] = user_config

@@ -34,6 +34,8 @@ class VersionCounters:
     """Upper bounds of the latency buckets, ascending."""
     buckets: array[float] = field(default_factory=lambda: array("d"))
     """Requests that took at most each bound (cumulative), as many as `bounds_ms`."""
+    shed: float = 0.0
+    """Requests refused for overload before they reached the version (not in `requests`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +66,9 @@ _DEPLOYMENT_FIELDS = (
 )
 """The series of DeploymentCounters, in the order of its fields."""
 _DEPLOYMENT_INDEX = {name: i for i, name in enumerate(_DEPLOYMENT_FIELDS)}
-_READ = {m.REQUESTS, m.ERRORS, m.LATENCY_BUCKET, *_DEPLOYMENT_FIELDS}
+_READ = {m.REQUESTS, m.ERRORS, m.SHED, m.LATENCY_BUCKET, *_DEPLOYMENT_FIELDS}
+_VERSION_TOTALS = {m.REQUESTS: 0, m.ERRORS: 1, m.SHED: 2}
+"""The summed counters of a version, by their index in `_Reading.versions`."""
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"([^"\\]*(?:\\.[^"\\]*)*)"')
 _ESCAPE = re.compile(r"\\(.)")
@@ -150,10 +154,9 @@ class _Reading:
         if version is None:
             return
         key = (sys.intern(app), sys.intern(version))
-        if name == m.REQUESTS:
-            self._totals(key)[0] += value
-        elif name == m.ERRORS:
-            self._totals(key)[1] += value
+        total = _VERSION_TOTALS.get(name)
+        if total is not None:
+            self._totals(key)[total] += value
         elif name == m.LATENCY_BUCKET and "le" in labels:
             self._totals(key)
             bound = _bound(labels["le"])
@@ -161,23 +164,23 @@ class _Reading:
             buckets[bound] = buckets.get(bound, 0.0) + value
 
     def _totals(self, key: tuple[str, str]) -> list[float]:
-        """The [requests, errors] sums of one version."""
+        """The [requests, errors, shed] sums of one version."""
         totals = self.versions.get(key)
         if totals is None:
-            totals = self.versions[key] = [0.0, 0.0]
+            totals = self.versions[key] = [0.0] * len(_VERSION_TOTALS)
         return totals
 
     def counters(self) -> FleetCounters:
         """What was read, as counters per version and per deployment."""
         layouts: dict[tuple[float, ...], tuple[float, ...]] = {}
         versions = {}
-        for key, (requests, errors) in self.versions.items():
+        for key, (requests, errors, shed) in self.versions.items():
             buckets = self.buckets.get(key, {})
             bounds = tuple(sorted(buckets))
             # Versions share one tuple of bounds: the data plane buckets them all alike.
             bounds = layouts.setdefault(bounds, bounds)
             counts = array("d", [buckets[b] for b in bounds])
-            versions[key] = VersionCounters(requests, errors, bounds, counts)
+            versions[key] = VersionCounters(requests, errors, bounds, counts, shed)
         deployments = {key: DeploymentCounters(*sums) for key, sums in self.deployments.items()}
         return FleetCounters(versions, deployments)
 
@@ -195,6 +198,7 @@ class VersionWindow:
     requests: float
     errors: float
     histogram: LatencyHistogram | None
+    shed: float = 0.0
 
 
 def version_window(
@@ -220,6 +224,7 @@ def version_window(
         requests=increase(new.requests, base.requests),
         errors=increase(new.errors, base.errors),
         histogram=histogram,
+        shed=increase(new.shed, base.shed),
     )
 
 

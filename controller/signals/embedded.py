@@ -168,12 +168,15 @@ def _counter_window(
 ) -> CounterWindow:
     """The router's per-version counters joined with the model deployment's own."""
     if dep_now is None or dep_old is None:
-        return CounterWindow(window.seconds, window.requests, window.errors, window.histogram)
+        return CounterWindow(
+            window.seconds, window.requests, window.errors, window.histogram, shed=window.shed
+        )
     return CounterWindow(
         seconds=window.seconds,
         requests=window.requests,
         errors=window.errors,
         latency=window.histogram,
+        shed=window.shed,
         prompt_tokens=increase(dep_now.input_tokens, dep_old.input_tokens),
         output_tokens=increase(dep_now.output_tokens, dep_old.output_tokens),
         batches=increase(dep_now.batch_count, dep_old.batch_count),

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 REQUESTS = "ray_governor_requests_total"
 ERRORS = "ray_governor_request_errors_total"
+SHED = "ray_governor_requests_shed_total"
+"""Requests a router refused with 503 + Retry-After because the version's queue was full:
+demand the version did not serve, counted neither as its requests nor as its errors."""
 LATENCY_BUCKET = "ray_governor_request_latency_ms_bucket"
 BATCH_SIZE_COUNT = "ray_governor_batch_size_count"
 BATCHED_INPUTS = "ray_governor_batched_inputs_total"

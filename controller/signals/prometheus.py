@@ -53,6 +53,7 @@ _METRIC_FIELDS = (
     "batch_size",
     "prompt_token_rate",
     "output_token_rate",
+    "shed_rate",
 )
 _FAILURE_LINE = re.compile(r"^prometheus query (?P<query>\S+) failed \((?P<reason>\w+)\): ")
 
@@ -253,10 +254,15 @@ class PrometheusSource:
         self, app: str, answers: _Answers, failures: list[QueryFailure]
     ) -> dict[str, Series]:
         """The answers that hold series of `app`; a required query without any is a problem."""
-        # The error and output-token counters appear with their first increment: an
-        # application without errors, or serving an encoder, has no series of them.
+        # The error, shed and output-token counters appear with their first increment: an
+        # application without errors or overload, or serving an encoder, has no series.
         q = self.queries
-        optional = {q.freshness.name, q.error_rate.name, q.output_token_rate.name}
+        optional = {
+            q.freshness.name,
+            q.error_rate.name,
+            q.shed_rate.name,
+            q.output_token_rate.name,
+        }
         kept = {}
         for name, series in answers.series.items():
             if name in optional or app in answers.apps[name]:
@@ -317,6 +323,9 @@ def _version_fields(
             errors = _get(answers, q.error_rate, app, v.name) or 0.0
             fields["error_rate"] = min(1.0, errors / rate) if rate > 0 else 0.0
             fields["_errors_per_s"] = errors
+        if q.shed_rate.name in answers:
+            # The shed counter appears only with the first shed request: none yet.
+            fields["shed_rate"] = _get(answers, q.shed_rate, app, v.name) or 0.0
     for name, (_, query) in q.quantiles.items():
         fields[f"{name}_ms"] = _get(answers, query, app, v.name)
     histogram = _histogram(buckets)

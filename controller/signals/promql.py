@@ -52,6 +52,7 @@ class QuerySet:
 
     request_rate: Query
     error_rate: Query
+    shed_rate: Query
     quantiles: dict[str, tuple[float, Query]]
     latency_buckets: Query
     queue: Query
@@ -68,6 +69,7 @@ class QuerySet:
             self.freshness,
             self.request_rate,
             self.error_rate,
+            self.shed_rate,
             *(q for _, q in self.quantiles.values()),
             self.latency_buckets,
             self.queue,
@@ -114,6 +116,7 @@ def build_queries(config: PrometheusConfig, apps: Sequence[str]) -> QuerySet:
     return QuerySet(
         request_rate=Query("request_rate", rate(m.REQUESTS, by_version), by_version),
         error_rate=Query("error_rate", rate(m.ERRORS, by_version), by_version),
+        shed_rate=Query("shed_rate", rate(m.SHED, by_version), by_version),
         quantiles=quantiles,
         latency_buckets=Query(
             "latency_buckets",

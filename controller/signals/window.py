@@ -29,6 +29,8 @@ class CounterWindow:
     """Batches (encoder) or decode iterations (generation) the model ran."""
     batched_inputs: float | None = None
     """Inputs summed over those batches."""
+    shed: float | None = None
+    """Requests refused for overload before they reached the version (503 + Retry-After)."""
 
 
 def _observed(h: LatencyHistogram | None) -> LatencyHistogram | None:
@@ -59,6 +61,8 @@ def window_fields(w: CounterWindow) -> dict[str, Any]:
         fields["prompt_token_rate"] = w.prompt_tokens / w.seconds
     if w.output_tokens is not None:
         fields["output_token_rate"] = w.output_tokens / w.seconds
+    if w.shed is not None:
+        fields["shed_rate"] = w.shed / w.seconds
     if w.batches and w.batched_inputs is not None and w.batches > 0:
         fields["batch_size"] = w.batched_inputs / w.batches
     return fields

@@ -16,7 +16,7 @@ from controller.decisions import Plan, ReplicaDecision, WeightDecision
 from controller.snapshot import AppSnapshot, Snapshot, VersionSnapshot
 from controller.telemetry import Telemetry
 
-FIXED = 270
+FIXED = 284
 PER_TEAM = 9
 PER_APP = 2
 PER_DETAILED_APP = 9 + 2 * 4

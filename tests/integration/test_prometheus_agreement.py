@@ -190,6 +190,7 @@ def test_prometheus_and_embedded_sources_agree_on_the_same_window(fleet: Fleet) 
         "error_rate": (prom_v1.error_rate, ray_v1.error_rate),
         "queue_length": (prom_v1.queue_length, ray_v1.queue_length),
         "batch_size": (prom_v1.batch_size, ray_v1.batch_size),
+        "shed_rate": (prom_v1.shed_rate, ray_v1.shed_rate),
     }
     print(f"\nagreement over {WINDOW_S}s (prometheus, embedded): {figures}")
     assert prom_v1.request_rate is not None and ray_v1.request_rate is not None
@@ -198,6 +199,8 @@ def test_prometheus_and_embedded_sources_agree_on_the_same_window(fleet: Fleet) 
     assert prom_v1.latency_p95_ms is not None and ray_v1.latency_p95_ms is not None
     assert abs(_bucket(prom_v1.latency_p95_ms) - _bucket(ray_v1.latency_p95_ms)) <= 1
     assert prom_v1.error_rate == ray_v1.error_rate == 0.0
+    # A steady load under capacity sheds nothing: both read 0 (no shed series exists yet).
+    assert prom_v1.shed_rate == ray_v1.shed_rate == 0.0
     # Every batch holds at least one input (Ray's histogram `_sum` would say 0.5).
     assert prom_v1.batch_size is not None and prom_v1.batch_size >= 1.0
     assert prom_v1.running_replicas == ray_v1.running_replicas

@@ -32,7 +32,12 @@ from controller.agents.scaling.steps import (
     track_capacity,
     track_in_flight,
 )
-from controller.agents.scaling.work import observed_demand, with_backlog_growth, work_model
+from controller.agents.scaling.work import (
+    observed_demand,
+    with_backlog_growth,
+    with_shed,
+    work_model,
+)
 from controller.agents.state import VersionScalingState, seconds_since, to_iso
 from controller.config import AppConfig, GovernorConfig, VersionConfig
 from controller.decisions import Alert, Proposal, ReplicaProposal
@@ -86,8 +91,11 @@ def _observe(
     backlog = excess_backlog(vs.queue_length, vs.running_replicas, in_flight)
     growth = backlog_growth(st, backlog, now, window_s)
     demand = observed_demand(vs, model)
+    shed_work = 0.0
     if demand is not None:
-        demand = with_backlog_growth(demand, growth, model)
+        offered = with_shed(demand, vs.shed_rate, model)
+        shed_work = offered.work - demand.work
+        demand = with_backlog_growth(offered, growth, model)
     level = prev.get("level")
     steady = (
         demand is not None and level is not None
@@ -95,7 +103,7 @@ def _observe(
     )
     tick = Tick(vs=vs, sc=app.scaling, now=now, window_s=window_s,
                 signal=steering_signal(app.slo, vs), demand=demand, seeded=seeded,
-                backlog_growth=growth, steady=steady)
+                backlog_growth=growth, steady=steady, shed_work=shed_work)
     return tick, st
 
 
@@ -110,7 +118,7 @@ def scale_version(
 ) -> _Scaled:
     """One version's decision: observe, learn, need, feedback, guardrails."""
     tick, st = _observe(app, vs, prev, now, window_s)
-    traffic = (vs.request_rate or 0) > 0 or (vs.queue_length or 0) > 0
+    traffic = _has_traffic(vs)
     if weight == 0 or (weight is None and not traffic):
         st.pop("pending", None)
         return _Scaled([], st)
@@ -134,7 +142,7 @@ def scale_version(
     buckets: list[float] = []
     if tick.demand is not None:
         buckets = remember_demand(st, tick.demand.work, tick.now, window_s, sc.burst_memory_s)
-    alerts = _alerts(app, vc, tick, capacity, current)
+    alerts = [*_alerts(app, vc, tick, capacity, current), *_shed_alert(app, vc, vs, current)]
     if current == 0:
         return _from_zero(app, vc, tick, st, capacity, traffic, alerts)
     if tick.demand is None or forecast is None:
@@ -150,6 +158,11 @@ def scale_version(
                           len(buckets) * window_s / 60)
     feedback = breach_feedback(tick, need, current, capacity, startup, rising)
     return _guarded(app, vc, tick, st, current, need, feedback, alerts)
+
+
+def _has_traffic(vs: VersionSnapshot) -> bool:
+    """Whether requests reached the version, wait for it, or were shed at its queue."""
+    return any((x or 0) > 0 for x in (vs.request_rate, vs.queue_length, vs.shed_rate))
 
 
 def _hold(app: AppConfig, vc: VersionConfig, st: VersionScalingState, n: int, why: str,
@@ -178,6 +191,15 @@ def _alerts(app: AppConfig, vc: VersionConfig, tick: Tick, capacity: Capacity | 
     return out
 
 
+def _shed_alert(app: AppConfig, vc: VersionConfig, vs: VersionSnapshot, current: int
+                ) -> list[Proposal]:
+    """An alert while requests are refused for overload and no replica can be added."""
+    if not vs.shed_rate or current < vc.max_replicas:
+        return []
+    return [Alert(app.name, AGENT, f"{vs.shed_rate:.2f} req/s shed for overload at "
+                  f"max_replicas {vc.max_replicas}", vc.name)]
+
+
 def _from_zero(app: AppConfig, vc: VersionConfig, tick: Tick, st: VersionScalingState,
                capacity: Capacity | None, traffic: bool, alerts: list[Proposal]) -> _Scaled:
     if not traffic:
@@ -203,7 +225,7 @@ def _guarded(app: AppConfig, vc: VersionConfig, tick: Tick, st: VersionScalingSt
     reasons = [*need.reasons, *feedback.reasons]
     desired = feedback.desired
     # With no requests in the window and none waiting there is no latency to miss.
-    waiting = (vs.request_rate or 0) > 0 or (vs.queue_length or 0) > 0
+    waiting = _has_traffic(vs)
     if desired < current and tick.signal is None and waiting:
         desired = current
         reasons.append("p95 missing: never scale down on missing data")
@@ -211,7 +233,7 @@ def _guarded(app: AppConfig, vc: VersionConfig, tick: Tick, st: VersionScalingSt
         desired = current
         reasons.append("backlog growing: no scale-down")
     desired = clamp(desired, max(vc.min_replicas, 1), vc.max_replicas)
-    idle = vs.request_rate == 0 and vs.queue_length == 0
+    idle = vs.request_rate == 0 and vs.queue_length == 0 and not vs.shed_rate
     if idle:
         st.setdefault("idle_since", to_iso(tick.now))
     else:

@@ -55,6 +55,8 @@ class Tick:
     """Requests per second the backlog grew by over the window."""
     steady: bool = True
     """Whether demand stayed near its smoothed level (a breach then measures capacity)."""
+    shed_work: float = 0.0
+    """Work units per second of the requests shed for overload: in `demand`, never served."""
 
     @property
     def seed(self) -> float | None:
@@ -152,12 +154,17 @@ def not_learned(
 def track_capacity(
     t: Tick, st: VersionScalingState, held: str | None, in_flight: float | None
 ) -> tuple[Capacity | None, str]:
-    """The capacity to plan with after this tick's observation (kept in `st`), and a note."""
+    """The capacity to plan with after this tick's observation (kept in `st`), and a note.
+
+    The load is what the replicas served: requests shed for overload never reached them,
+    so the latency observed is that of the served load.
+    """
     capacity = remembered_capacity(st, t)
     note = ""
     running, signal, demand = t.vs.running_replicas, t.signal, t.demand
-    if demand is not None and demand.work > 0 and running and signal is not None:
-        load = demand.work / running
+    served = demand.work - t.shed_work if demand is not None else 0.0
+    if served > 0 and running and signal is not None:
+        load = served / running
         note = f"; {signal} at {load:.2f} units/s per replica"
         why = not_learned(t, st, held, in_flight)
         if why is None:
@@ -280,12 +287,14 @@ def breach_feedback(
     demand; replicas started now serve only after a start-up time, so enough are started
     at once that the whole fleet clears that work within one start-up time: the count
     grows in proportion to the backlog, not one replica per tick. A settled fleet still
-    in breach under rising demand grows by at least one. Without a breach, a change
-    inside the hysteresis band, or up on a capacity known only as a lower bound, is no
-    change.
+    in breach under rising demand, or while requests are shed, grows by at least one.
+    Requests shed for overload are overload whatever latency says (`shed_feedback`).
+    Without either, a change inside the hysteresis band, or up on a capacity known only
+    as a lower bound, is no change.
     """
     desired = replicas_for(need.raw)
     signal, vs, sc = t.signal, t.vs, t.sc
+    shed = vs.shed_rate or 0.0
     reasons: list[str] = []
     if signal is not None and signal.breached:
         breach = f"{signal} > SLO {signal.target_ms:.0f} ms"
@@ -298,20 +307,44 @@ def breach_feedback(
                 desired = cleared
                 reasons.append(f"{breach}: {work:.1f} units of work in flight, cleared within "
                                f"{horizon:.0f}s -> {cleared}")
-        settled = not vs.starting_replicas and (vs.running_replicas or 0) >= current
-        if settled and rising and desired <= current:
+        if _settled(vs, current) and (rising or shed > 0) and desired <= current:
             desired = current + 1
-            reasons.append(f"{breach} and demand rising: one more now")
+            why = "demand rising" if rising else f"{shed:.2f} req/s shed"
+            reasons.append(f"{breach} and {why}: one more now")
         if desired < current:
             desired = current
             reasons.append(f"{breach}: no scale-down")
         return Feedback(desired, desired > current, tuple(reasons))
+    if shed > 0:
+        return shed_feedback(vs, desired, current, shed)
     if desired > current and capacity.kind == "proven":
         return Feedback(current, False, (
             "capacity known only as a lower bound: scale up on a breach only",))
     if desired != current and within_band(current, need.raw, sc.hysteresis):
         return Feedback(current, False, (f"within the +/-{sc.hysteresis:.0%} hysteresis band",))
     return Feedback(desired, False, ())
+
+
+def _settled(vs: VersionSnapshot, current: int) -> bool:
+    """Whether every replica the version is heading to runs (none still starting)."""
+    return not vs.starting_replicas and (vs.running_replicas or 0) >= current
+
+
+def shed_feedback(vs: VersionSnapshot, desired: int, current: int, shed: float) -> Feedback:
+    """Requests shed for overload: the replicas are full, whatever latency says.
+
+    The bounded queue keeps the latency of answered requests near normal, so a breach
+    may never come; the shed requests are the overload. The demand already counts them,
+    and the count they call for is taken at once (each second waited refuses more), even
+    on a capacity known only as a lower bound. A settled fleet grows by at least one;
+    while replicas start, the count holds: they are what the shed demand asked for.
+    """
+    floor = current + 1 if _settled(vs, current) else current
+    if desired >= floor:
+        reasons = (f"{shed:.2f} req/s shed for overload: scale up now",)
+        return Feedback(desired, desired > current, reasons if desired > current else ())
+    why = "one more now" if floor > current else "no scale-down while replicas start"
+    return Feedback(floor, floor > current, (f"{shed:.2f} req/s shed for overload: {why}",))
 
 
 def in_flight_work(t: Tick) -> float:

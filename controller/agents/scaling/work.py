@@ -51,6 +51,13 @@ def observed_demand(vs: VersionSnapshot, model: WorkModel) -> Demand | None:
     return Demand(rate * model.reference_cost_s, rate, "requests")
 
 
+def _plus_requests(demand: Demand, extra_rps: float, model: WorkModel, note: str) -> Demand:
+    """Demand with `extra_rps` requests more, each priced like the window's answered ones
+    (at the reference cost when none was answered)."""
+    per_request = demand.work / demand.requests if demand.requests > 0 else model.reference_cost_s
+    requests = max(0.0, demand.requests + extra_rps)
+    return Demand(requests * per_request, requests, f"{demand.priced_by}, {note}")
+
 
 def with_backlog_growth(demand: Demand, growth_rps: float, model: WorkModel) -> Demand:
     """Demand as it arrived: answered requests plus the growth of the backlog.
@@ -60,7 +67,16 @@ def with_backlog_growth(demand: Demand, growth_rps: float, model: WorkModel) -> 
     """
     if growth_rps == 0:
         return demand
-    per_request = demand.work / demand.requests if demand.requests > 0 else model.reference_cost_s
-    requests = max(0.0, demand.requests + growth_rps)
-    return Demand(requests * per_request, requests,
-                  f"{demand.priced_by}, backlog {growth_rps:+.2f} req/s")
+    return _plus_requests(demand, growth_rps, model, f"backlog {growth_rps:+.2f} req/s")
+
+
+def with_shed(demand: Demand, shed_rps: float | None, model: WorkModel) -> Demand:
+    """Demand with the requests the data plane shed for overload (503 + Retry-After).
+
+    A bounded queue keeps the answered rate at what the replicas serve and their latency
+    near normal, so neither shows the overload: the shed requests are demand that arrived
+    and was refused. Their tokens were never counted; each is priced like an answered one.
+    """
+    if not shed_rps or shed_rps <= 0:
+        return demand
+    return _plus_requests(demand, shed_rps, model, f"shed {shed_rps:.2f} req/s")

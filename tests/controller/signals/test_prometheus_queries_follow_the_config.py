@@ -46,6 +46,7 @@ def test_every_query_runs_once_freshness_first_then_router_then_model_then_repli
         "freshness",
         "request_rate",
         "error_rate",
+        "shed_rate",
         "latency_p50",
         "latency_p95",
         "latency_p99",
