@@ -46,3 +46,10 @@ class ApiError(ServingError):
         self.param = param
         self.code = code
         self.kind = kind
+
+
+class QueueWaitExceededError(ServingError):
+    """A request still queued at a version past the time it had to start: shed, not computed.
+
+    Constructed from its message alone, so that Ray can rebuild it in the router.
+    """

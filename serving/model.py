@@ -20,6 +20,7 @@ import numpy as np
 from ray import serve
 
 from serving.embedding import Embedder
+from serving.errors import QueueWaitExceededError
 from serving.generation import Generator, Prompt
 from serving.live_config import LiveSetting
 from serving.loading import set_torch_threads
@@ -31,6 +32,42 @@ DEFAULT_USER_CONFIG = ModelUserConfig().model_dump()
 DEFAULT_MAX_ONGOING_REQUESTS = 64
 
 Result = TypeVar("Result")
+Item = TypeVar("Item")
+
+StartBy = float | None
+"""The wall time (`time.time()`) by which a request must start computing; None: any time.
+
+The router sets it to its arrival plus `max_queue_wait_ms`. An input still queued past it
+is dropped from its batch and the request is shed (503) instead of answered late: under
+overload, replicas spend their time on requests that can still be answered in time."""
+
+
+def _late_by(start_by: StartBy) -> float:
+    """Seconds past `start_by` now (0 or less while still in time)."""
+    return 0.0 if start_by is None else time.time() - start_by
+
+
+def _late_error(late_s: float) -> QueueWaitExceededError:
+    return QueueWaitExceededError(f"still queued {late_s * 1000:.0f} ms past its start-by time")
+
+
+def _check_in_time(start_by: StartBy) -> None:
+    late = _late_by(start_by)
+    if late > 0:
+        raise _late_error(late)
+
+
+def _in_time(items: list[tuple[Item, StartBy]]) -> list[int]:
+    """Indexes of the batch's inputs that may still start."""
+    now = time.time()
+    return [i for i, (_, start_by) in enumerate(items) if start_by is None or now <= start_by]
+
+
+def _all_started(rows: list[Result | None], start_by: StartBy) -> list[Result]:
+    """The rows of one request, or QueueWaitExceededError if any was dropped as late."""
+    if any(row is None for row in rows):
+        raise _late_error(max(_late_by(start_by), 0.0))
+    return [row for row in rows if row is not None]
 
 
 class _ModelReplica:
@@ -90,17 +127,28 @@ class EmbeddingModel(_ModelReplica):
     def _batch_handler(self) -> Any:
         return self._embed_batch
 
-    async def embed(self, texts: list[str]) -> EmbeddingResult:
-        """Embed every text of one request."""
-        rows = await asyncio.gather(*(self._embed_batch(text) for text in texts))
+    async def embed(self, texts: list[str], start_by: StartBy = None) -> EmbeddingResult:
+        """Embed every text of one request, unless it can no longer start in time."""
+        _check_in_time(start_by)
+        found = await asyncio.gather(*(self._embed_batch((text, start_by)) for text in texts))
+        rows = _all_started(found, start_by)
         vectors = np.stack([vector for vector, _ in rows])
         return EmbeddingResult(vectors, sum(tokens for _, tokens in rows), self.served_by)
 
     @serve.batch(max_batch_size=DEFAULT_USER_CONFIG["max_batch_size"])
-    async def _embed_batch(self, texts: list[str]) -> list[tuple[np.ndarray, int]]:
+    async def _embed_batch(
+        self, items: list[tuple[str, StartBy]]
+    ) -> list[tuple[np.ndarray, int] | None]:
+        live = _in_time(items)
+        out: list[tuple[np.ndarray, int] | None] = [None] * len(items)
+        if not live:
+            return out
+        texts = [items[i][0] for i in live]
         (vectors, tokens), compute_ms = self._timed(lambda: self.embedder.embed(texts))
         self.metrics.record_batch(len(texts), compute_ms, input_tokens=sum(tokens))
-        return list(zip(vectors, tokens, strict=True))
+        for i, vector, n in zip(live, vectors, tokens, strict=True):
+            out[i] = (vector, n)
+        return out
 
 
 @serve.deployment(
@@ -126,16 +174,23 @@ class GenerationModel(_ModelReplica):
         temperature: float = 0.0,
         top_p: float = 1.0,
         stop: tuple[str, ...] = (),
+        start_by: StartBy = None,
     ) -> CompletionResult:
         """Complete every prompt of one request; a prompt over the context is refused."""
+        _check_in_time(start_by)
         encoded = [
             self.generator.encode(text, max_tokens, temperature, top_p, stop) for text in prompts
         ]
-        completions = await asyncio.gather(*(self._generate_batch(p) for p in encoded))
-        return CompletionResult(list(completions), self.served_by)
+        found = await asyncio.gather(*(self._generate_batch((p, start_by)) for p in encoded))
+        return CompletionResult(_all_started(found, start_by), self.served_by)
 
     @serve.batch(max_batch_size=DEFAULT_USER_CONFIG["max_batch_size"])
-    async def _generate_batch(self, prompts: list[Prompt]) -> list[Completion]:
+    async def _generate_batch(self, items: list[tuple[Prompt, StartBy]]) -> list[Completion | None]:
+        live = _in_time(items)
+        out: list[Completion | None] = [None] * len(items)
+        if not live:
+            return out
+        prompts = [items[i][0] for i in live]
         completions, compute_ms = self._timed(lambda: self.generator.generate(prompts))
         output_tokens = sum(c.completion_tokens for c in completions)
         self.metrics.record_batch(
@@ -147,4 +202,6 @@ class GenerationModel(_ModelReplica):
         longest = max(c.completion_tokens for c in completions)
         if longest:
             self.metrics.time_per_output_token_ms.observe(compute_ms / longest)
-        return completions
+        for i, completion in zip(live, completions, strict=True):
+            out[i] = completion
+        return out

@@ -31,7 +31,7 @@ from ray.serve.exceptions import (
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException
 
-from serving.errors import ApiError, InputRejectedError
+from serving.errors import ApiError, InputRejectedError, QueueWaitExceededError
 from serving.http_body import BodyLimits, read_json_object
 from serving.live_config import LiveSetting
 from serving.metrics import NO_VERSION, RouterMetrics
@@ -75,8 +75,9 @@ RETRY_AFTER_HEADER = "retry-after"
 DEFAULT_RETRY_AFTER_S = RETRY_AFTER_S
 """Retry-After when Serve's backpressure_config sets none (docs/reliability.md)."""
 
-_SHED = (BackPressureError,)
-"""The version's queue at this router is full (its `max_queued_requests`)."""
+_SHED = (BackPressureError, QueueWaitExceededError)
+"""The version's queue at this router is full (its `max_queued_requests`), or a request
+waited in it past `max_queue_wait_ms` and was not computed."""
 _UNAVAILABLE = (
     DeploymentUnavailableError,
     ReplicaUnavailableError,
@@ -90,7 +91,8 @@ class _Call:
     """A validated request: which model it names, how to run it, how to render the result."""
 
     model: str
-    invoke: Callable[[DeploymentHandle], Awaitable[Any]]
+    invoke: Callable[[DeploymentHandle, float], Awaitable[Any]]
+    """Sends the request to a version's handle, with the wall time it must start by."""
     render: Callable[[Any], dict[str, Any]]
 
 
@@ -117,7 +119,8 @@ def unavailable_error(exc: Exception, version: str) -> UnavailableError | None:
     if isinstance(exc, _SHED):
         # Not logged per request: under overload that is many lines a second, on the
         # cores that serve; the shed counter says it.
-        retry_s = exc.retry_after_s if exc.retry_after_s is not None else DEFAULT_RETRY_AFTER_S
+        given = getattr(exc, "retry_after_s", None)
+        retry_s = given if given is not None else DEFAULT_RETRY_AFTER_S
         return UnavailableError(
             f"version {version} is overloaded: its queue is full; retry after "
             f"{max(0, math.ceil(retry_s))} s",
@@ -306,7 +309,7 @@ class Router:
         check_inputs(texts, "input", self.args)
         return _Call(
             model=request.model,
-            invoke=lambda handle: handle.embed.remote(texts),
+            invoke=lambda handle, start_by: handle.embed.remote(texts, start_by),
             render=lambda result: embeddings_body(result, request.model, request.encoding_format),
         )
 
@@ -317,8 +320,13 @@ class Router:
         max_tokens = max_tokens_of(request, self.args)
         return _Call(
             model=request.model,
-            invoke=lambda handle: handle.complete.remote(
-                prompts, max_tokens, request.sampling_temperature, request.top_p, request.stops
+            invoke=lambda handle, start_by: handle.complete.remote(
+                prompts,
+                max_tokens,
+                request.sampling_temperature,
+                request.top_p,
+                request.stops,
+                start_by,
             ),
             render=lambda result: completions_body(result, request.model),
         )
@@ -328,6 +336,7 @@ class Router:
     ) -> JSONResponse:
         endpoint = request.url.path.rsplit("/", 1)[-1]
         started = time.perf_counter()
+        start_by = time.time() + self.args.max_queue_wait_ms / 1000.0
         version = NO_VERSION
         try:
             if task != self.args.task:
@@ -339,7 +348,7 @@ class Router:
             call = prepare(await read_json_object(request, self.limits))
             pinned = resolve_model(call.model, self.args.model_name, self.args.version_names)
             version = pinned or pick_weighted(self.weights.value, self.rng)
-            result = await call.invoke(self.models[version])
+            result = await call.invoke(self.models[version], start_by)
             body = call.render(result)
         except Exception as exc:
             error = self._as_api_error(exc, version)
