@@ -91,7 +91,7 @@ class _Call:
     """A validated request: which model it names, how to run it, how to render the result."""
 
     model: str
-    invoke: Callable[[DeploymentHandle, float], Awaitable[Any]]
+    invoke: Callable[[DeploymentHandle, float | None], Awaitable[Any]]
     """Sends the request to a version's handle, with the wall time it must start by."""
     render: Callable[[Any], dict[str, Any]]
 
@@ -336,7 +336,8 @@ class Router:
     ) -> JSONResponse:
         endpoint = request.url.path.rsplit("/", 1)[-1]
         started = time.perf_counter()
-        start_by = time.time() + self.args.max_queue_wait_ms / 1000.0
+        wait_ms = self.args.max_queue_wait_ms
+        start_by = None if wait_ms is None else time.time() + wait_ms / 1000.0
         version = NO_VERSION
         try:
             if task != self.args.task:

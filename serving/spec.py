@@ -60,9 +60,11 @@ class AppArgs(BaseModel):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_tokens_limit: int = Field(default=256, ge=1)
     default_max_tokens: int = Field(default=16, ge=1)
-    max_queue_wait_ms: float = Field(default=500.0, gt=0, le=600_000, allow_inf_nan=False)
-    """A request not started within this time of reaching the router is shed (503), not
-    served late: answered latency stays within it plus one batch. Set it to the latency SLO."""
+    max_queue_wait_ms: float | None = Field(default=None, gt=0, le=600_000, allow_inf_nan=False)
+    """When set, a request not started within this time of reaching the router is shed
+    (503), not served late: answered latency stays within it plus one batch. Off by
+    default: a shed request is in no version's latency, so a slow canary would be shed
+    rather than judged (docs/reliability.md, "Load shedding")."""
 
     @field_validator("versions")
     @classmethod
