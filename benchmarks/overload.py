@@ -27,7 +27,6 @@ import asyncio
 import copy
 import json
 import os
-import random
 import sys
 import time
 from collections import Counter
@@ -37,15 +36,11 @@ from typing import Any
 
 import aiohttp
 import yaml
+from dataplane import make_texts, percentile  # a sibling: scripts run with their folder on sys.path
 from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
-VOCABULARY = (
-    "the a model serves batches of requests with low latency while replicas scale up and "
-    "down under a budget; traffic moves between versions by weight and every change is "
-    "logged with its reasons so operators can audit cost latency and errors per team"
-)
 PROBE_INTERVAL_S = 0.25
 SETTLE_S = 2.0
 
@@ -85,21 +80,6 @@ class Phase:
     """503s without an OpenAI body of code `overloaded` or without Retry-After."""
     send_lag_ms: float
     """The load generator's worst lateness against the schedule."""
-
-
-def make_texts(count: int, seed: int = 0) -> list[str]:
-    """Deterministic sentences of 8 to 24 words."""
-    rng = random.Random(seed)
-    words = VOCABULARY.split()
-    return [" ".join(rng.choices(words, k=rng.randint(8, 24))) for _ in range(count)]
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-quantile (0..1) of values, 0 when there are none."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class Client:
