@@ -16,13 +16,13 @@ pytestmark = pytest.mark.integration
 CONCURRENT = 48
 
 
-async def _fire(url: str, count: int) -> list[int]:
+async def _fire(url: str, count: int) -> list[tuple[int, str]]:
     async with httpx.AsyncClient(timeout=120) as client:
         requests = [
             client.post(url, json={"model": "minilm", "input": f"sentence number {i}"})
             for i in range(count)
         ]
-        return [r.status_code for r in await asyncio.gather(*requests)]
+        return [(r.status_code, r.text[:300]) for r in await asyncio.gather(*requests)]
 
 
 def _batches_larger_than_one(buckets: list[Sample]) -> float:
@@ -33,8 +33,9 @@ def _batches_larger_than_one(buckets: list[Sample]) -> float:
 
 
 def test_concurrent_requests_are_batched(serving_apps: ServingApps) -> None:
-    statuses = asyncio.run(_fire(serving_apps.embeddings_url, CONCURRENT))
-    assert statuses == [200] * CONCURRENT
+    answers = asyncio.run(_fire(serving_apps.embeddings_url, CONCURRENT))
+    refused = [answer for answer in answers if answer[0] != 200]
+    assert refused == []
     wait_for_samples(
         serving_apps.cluster,
         "ray_governor_batch_size_bucket",
