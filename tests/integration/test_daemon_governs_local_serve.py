@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from controller.sim.replay import ReplayResult
 from tests.conftest import RayServeCluster
 from tests.integration.governed_fleet import (
     APP,
@@ -18,6 +19,11 @@ from tests.integration.governed_fleet import (
 )
 
 pytestmark = pytest.mark.integration
+
+
+def _shed(result: ReplayResult) -> bool:
+    """A request refused for overload: 503 with OpenAI's `overloaded` error."""
+    return result.status == 503 and '"code":"overloaded"' in (result.error or "")
 
 
 def test_a_load_step_adds_replicas_and_removes_them_after_the_load_drops(
@@ -35,7 +41,10 @@ def test_a_load_step_adds_replicas_and_removes_them_after_the_load_drops(
         results = load.wait()
         wait_until(lambda: targets(fleet)["model_v1"] == 1, 60, "v1 to scale back down", running)
     assert peak >= 2
-    assert all(r.ok for r in results), [r.error for r in results if not r.ok][:3]
+    # The step overloads the single replica until it scales out: what its bounded queue
+    # cannot hold is shed (503 `overloaded`, counted as demand); nothing else may fail.
+    failed = [r for r in results if not r.ok and not _shed(r)]
+    assert failed == [], [(r.status, r.error) for r in failed][:3]
     reasons = [
         reason
         for report in running.reports
