@@ -16,6 +16,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -372,3 +373,25 @@ def set_rayservice_status(
         "ray.io", "v1", namespace, "rayservices", name, obj
     )
     return dict(replaced)
+
+
+class PatchStatuses:
+    """The HTTP status of every patch sent through `send`: 200, or the one it was refused with."""
+
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
+        self._lock = threading.Lock()
+
+    def send(self, patch: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call `patch` and record how the server answered it."""
+        from kubernetes.client import ApiException
+
+        try:
+            answer = patch(*args, **kwargs)
+        except ApiException as err:
+            with self._lock:
+                self.statuses.append(int(err.status))
+            raise
+        with self._lock:
+            self.statuses.append(200)
+        return answer

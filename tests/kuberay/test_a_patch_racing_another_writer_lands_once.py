@@ -16,7 +16,7 @@ from kuberay.client import RayServiceClient
 from kuberay.retry import Backoff
 from kuberay.status import RayService
 from tests.kuberay.conftest import NAME, NAMESPACE, rayservice_object
-from tests.kuberay.control_plane import seed_rayservice
+from tests.kuberay.control_plane import PatchStatuses, seed_rayservice
 
 pytestmark = pytest.mark.k8s
 
@@ -26,20 +26,16 @@ class RecordingCustomObjects(k8s.CustomObjectsApi):  # type: ignore[misc]
 
     def __init__(self, api: k8s.ApiClient) -> None:
         super().__init__(api)
-        self.patch_statuses: list[int] = []
-        self._lock = threading.Lock()
+        self.recorded = PatchStatuses()
+
+    @property
+    def patch_statuses(self) -> list[int]:
+        """Statuses of the patches sent so far."""
+        return self.recorded.statuses
 
     def patch_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any:
-        """Send the patch and record 200, or the error status it was refused with."""
-        try:
-            answer = super().patch_namespaced_custom_object(*args, **kwargs)
-        except k8s.ApiException as err:
-            with self._lock:
-                self.patch_statuses.append(int(err.status))
-            raise
-        with self._lock:
-            self.patch_statuses.append(200)
-        return answer
+        """Send the patch and record how the server answered it."""
+        return self.recorded.send(super().patch_namespaced_custom_object, *args, **kwargs)
 
 
 def client_on(api: k8s.ApiClient) -> tuple[RayServiceClient, RecordingCustomObjects]:

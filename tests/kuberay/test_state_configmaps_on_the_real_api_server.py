@@ -7,7 +7,6 @@ ConfigMaps the server accepts.
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from kuberay.configmaps import MAX_DATA_BYTES, ConfigMapClient
 from kuberay.state_store import STATE_KEY, ConfigMapStateStore, data_key
 from tests.controller.clock import ManualClock
 from tests.kuberay.conftest import NAMESPACE
+from tests.kuberay.control_plane import PatchStatuses
 from tests.kuberay.test_state_configmaps_round_trip import AGENTS, APPS, STATE, _fleet_state
 
 pytestmark = pytest.mark.k8s
@@ -27,20 +27,16 @@ class RecordingCoreV1(k8s.CoreV1Api):  # type: ignore[misc]
 
     def __init__(self, api: k8s.ApiClient) -> None:
         super().__init__(api)
-        self.patch_statuses: list[int] = []
-        self._lock = threading.Lock()
+        self.recorded = PatchStatuses()
+
+    @property
+    def patch_statuses(self) -> list[int]:
+        """Statuses of the patches sent so far."""
+        return self.recorded.statuses
 
     def patch_namespaced_config_map(self, *args: Any, **kwargs: Any) -> Any:
-        """Send the patch and record 200, or the status it was refused with."""
-        try:
-            answer = super().patch_namespaced_config_map(*args, **kwargs)
-        except k8s.ApiException as err:
-            with self._lock:
-                self.patch_statuses.append(int(err.status))
-            raise
-        with self._lock:
-            self.patch_statuses.append(200)
-        return answer
+        """Send the patch and record how the server answered it."""
+        return self.recorded.send(super().patch_namespaced_config_map, *args, **kwargs)
 
 
 def configmaps_on(core: k8s.CoreV1Api) -> ConfigMapClient:
