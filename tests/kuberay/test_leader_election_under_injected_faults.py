@@ -14,23 +14,7 @@ from kuberay.leader import LeaderElector
 from tests.controller.clock import ManualClock
 from tests.kuberay.conftest import NAMESPACE
 from tests.kuberay.fake_apiserver import FakeApiServer
-
-LEASE = "governor-leader"
-DURATION = 15.0
-RENEW = 5.0
-
-
-def elector(api: k8s.ApiClient, identity: str, clock: ManualClock) -> LeaderElector:
-    """An elector with the default timings."""
-    return LeaderElector(
-        k8s.CoordinationV1Api(api),
-        NAMESPACE,
-        LEASE,
-        identity,
-        clock,
-        lease_duration_s=DURATION,
-        renew_period_s=RENEW,
-    )
+from tests.kuberay.test_leader_election import LEASE, RENEW, elector
 
 
 def test_a_holder_that_cannot_renew_stops_acting_at_once(
