@@ -53,3 +53,7 @@ class QueueWaitExceededError(ServingError):
 
     Constructed from its message alone, so that Ray can rebuild it in the router.
     """
+
+
+class AdmissionRefusedError(ServingError):
+    """A version already has as many requests in flight as it answers within the target: shed."""

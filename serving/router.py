@@ -31,7 +31,13 @@ from ray.serve.exceptions import (
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException
 
-from serving.errors import ApiError, InputRejectedError, QueueWaitExceededError
+from serving.admission import Admission
+from serving.errors import (
+    AdmissionRefusedError,
+    ApiError,
+    InputRejectedError,
+    QueueWaitExceededError,
+)
 from serving.http_body import BodyLimits, read_json_object
 from serving.live_config import LiveSetting
 from serving.metrics import NO_VERSION, RouterMetrics
@@ -75,9 +81,10 @@ RETRY_AFTER_HEADER = "retry-after"
 DEFAULT_RETRY_AFTER_S = RETRY_AFTER_S
 """Retry-After when Serve's backpressure_config sets none (docs/reliability.md)."""
 
-_SHED = (BackPressureError, QueueWaitExceededError)
-"""The version's queue at this router is full (its `max_queued_requests`), or a request
-waited in it past `max_queue_wait_ms` and was not computed."""
+_SHED = (BackPressureError, QueueWaitExceededError, AdmissionRefusedError)
+"""The version's queue at this router is full (its `max_queued_requests`), a request
+waited in it past `max_queue_wait_ms` and was not computed, or the version already has
+in flight what it answers within `latency_target_ms`."""
 _UNAVAILABLE = (
     DeploymentUnavailableError,
     ReplicaUnavailableError,
@@ -121,9 +128,9 @@ def unavailable_error(exc: Exception, version: str) -> UnavailableError | None:
         # cores that serve; the shed counter says it.
         given = getattr(exc, "retry_after_s", None)
         retry_s = given if given is not None else DEFAULT_RETRY_AFTER_S
+        why = str(exc) if isinstance(exc, AdmissionRefusedError) else "its queue is full"
         return UnavailableError(
-            f"version {version} is overloaded: its queue is full; retry after "
-            f"{max(0, math.ceil(retry_s))} s",
+            f"version {version} is overloaded: {why}; retry after {max(0, math.ceil(retry_s))} s",
             OVERLOADED,
             retry_s,
         )
@@ -239,6 +246,9 @@ class Router:
         self.rng = random.Random()
         self.created = int(time.time())
         self.limits = BodyLimits(max_bytes=args.max_body_bytes)
+        self.admission = Admission(
+            args.latency_target_ms, initial_limit=2 * ModelUserConfig().max_batch_size
+        )
         routes = get_openapi(title=api.title, version=API_VERSION, routes=api.routes)
         self.openapi_document = openapi_document(routes, args, self.limits)
 
@@ -261,6 +271,7 @@ class Router:
             "versions": self.args.version_names,
             "weights": self.weights.value,
             "last_config_error": self.weights.last_error,
+            "admission": self.admission.snapshot(),
             "router_pid": os.getpid(),
         }
 
@@ -349,7 +360,7 @@ class Router:
             call = prepare(await read_json_object(request, self.limits))
             pinned = resolve_model(call.model, self.args.model_name, self.args.version_names)
             version = pinned or pick_weighted(self.weights.value, self.rng)
-            result = await call.invoke(self.models[version], start_by)
+            result = await self._admitted(call, version, start_by)
             body = call.render(result)
         except Exception as exc:
             error = self._as_api_error(exc, version)
@@ -357,6 +368,20 @@ class Router:
             return error_response(error, error_headers(error, version))
         self.metrics.record_success(version, endpoint, (time.perf_counter() - started) * 1e3)
         return JSONResponse(body, headers=self._served_headers(result.served_by))
+
+    async def _admitted(self, call: _Call, version: str, start_by: float | None) -> Any:
+        """Send `call` to `version` if its latency limit admits it, and adapt the limit."""
+        admitted_at = self.admission.admit(version)
+        outcome = "failed"
+        try:
+            result = await call.invoke(self.models[version], start_by)
+            outcome = "answered"
+            return result
+        except _SHED:
+            outcome = "shed"
+            raise
+        finally:
+            self.admission.release(version, admitted_at, outcome)
 
     def _served_headers(self, served_by: ServedBy) -> dict[str, str]:
         return {

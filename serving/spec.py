@@ -66,6 +66,11 @@ class AppArgs(BaseModel):
     default: a shed request is in no version's latency, so a slow canary would be shed
     rather than judged (docs/reliability.md, "Load shedding")."""
 
+    latency_target_ms: float | None = Field(default=None, gt=0, le=600_000, allow_inf_nan=False)
+    """When set, the router keeps each version's requests in flight at the number it
+    answers within this latency, adapting the limit from the latencies it measures, and
+    sheds (503) what is beyond it (serving/admission.py). Set it to the latency SLO."""
+
     @field_validator("versions")
     @classmethod
     def _unique_names(cls, versions: list[VersionSpec]) -> list[VersionSpec]:

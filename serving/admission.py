@@ -1,0 +1,134 @@
+"""Admission by latency: how many requests each version may have in flight from a router.
+
+A bounded queue bounds how *many* requests wait, not how *long*: how long depends on how
+fast the version serves, which changes with its replicas, its batch sizes and the cores
+it shares. By Little's law the requests in flight that a version answers within a
+latency L number its throughput times L, so the router keeps each version's in-flight
+count at a limit it adapts from the latencies it measures, in the manner of TCP's window:
+an answer within the target raises the limit by 1/limit (about one per limit's worth of
+answers) while the limit is in use; an answer that took L over the target T, with N in
+flight, lowers the limit to N x T / L, the in-flight count the throughput just seen
+(N / L) answers within T. That is an estimate, not a factor, so the many late answers of
+one congestion all give about the same value and do not compound. A request beyond the
+limit is shed at once, before any version's queue or compute is spent on it, so answered
+requests stay near the target however far the load exceeds capacity.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from serving.errors import AdmissionRefusedError
+from serving.spec import ModelUserConfig
+
+REFUSED_CUT = 0.5
+"""The cut when the version's own queue refused a request (no latency to scale by): as
+TCP halves its window on a loss, once per round trip (refusals of requests admitted
+before the last cut are the same signal)."""
+FLOOR = ModelUserConfig().max_batch_size
+"""A version may always have one (default) batch in flight. Fewer cannot shorten the batch
+it computes, only idle it between batches: latency that one batch does not meet comes
+from elsewhere (a starved host, a slow model), and a smaller limit would only cut the
+throughput that batching gives."""
+CEILING = 4096
+"""No more than Serve's largest bounded queue holds; the version's own bounds still apply."""
+
+
+@dataclass
+class LatencyLimit:
+    """The in-flight limit of one version at one router, adapted to answer within `target_s`."""
+
+    target_s: float
+    limit: float
+    clock: Callable[[], float] = time.monotonic
+    floor: int = FLOOR
+    in_flight: int = 0
+    last_cut_at: float = field(default=-math.inf)
+
+    def try_admit(self) -> float | None:
+        """Admit one request and return its admission time, or None when the limit is full."""
+        if self.in_flight >= max(self.floor, math.floor(self.limit)):
+            return None
+        self.in_flight += 1
+        return self.clock()
+
+    def release(self, admitted_at: float, answered: bool) -> None:
+        """One admitted request is done: adapt the limit to how long it took.
+
+        One that was not answered was shed by the version's own queue: as late as late gets.
+        """
+        used = self.in_flight
+        self.in_flight = max(0, self.in_flight - 1)
+        now = self.clock()
+        latency = now - admitted_at
+        if answered and latency <= self.target_s:
+            if used >= self.limit / 2:
+                self.limit = min(CEILING, self.limit + 1.0 / self.limit)
+            return
+        if answered:
+            self.limit = max(float(self.floor), min(self.limit, used * self.target_s / latency))
+        elif admitted_at >= self.last_cut_at:
+            self.limit = max(float(self.floor), min(self.limit, used) * REFUSED_CUT)
+            self.last_cut_at = now
+
+    def forget(self) -> None:
+        """A failed request frees its place; it says nothing of the version's speed."""
+        self.in_flight = max(0, self.in_flight - 1)
+
+
+class Admission:
+    """Per-version latency limits of one router; none when no target is set."""
+
+    def __init__(
+        self,
+        target_ms: float | None,
+        initial_limit: int,
+        clock: Callable[[], float] = time.monotonic,
+        floor: int = FLOOR,
+    ) -> None:
+        self.target_s = None if target_ms is None else target_ms / 1000.0
+        self.initial_limit = float(max(floor, initial_limit))
+        self.clock = clock
+        self.floor = floor
+        self.limits: dict[str, LatencyLimit] = {}
+
+    def admit(self, version: str) -> float | None:
+        """Admit a request to `version`; its admission time, or None when admission is off.
+
+        Raises AdmissionRefusedError when the version already has its limit in flight.
+        """
+        if self.target_s is None:
+            return None
+        limit = self.limits.get(version)
+        if limit is None:
+            limit = LatencyLimit(self.target_s, self.initial_limit, self.clock, self.floor)
+            self.limits[version] = limit
+        admitted_at = limit.try_admit()
+        if admitted_at is None:
+            raise AdmissionRefusedError(
+                f"version {version} has {limit.in_flight} requests in flight from this "
+                f"router, its limit for answers within {self.target_s * 1000:.0f} ms"
+            )
+        return admitted_at
+
+    def release(self, version: str, admitted_at: float | None, outcome: str) -> None:
+        """A request admitted at `admitted_at` ended: `answered`, `shed` or `failed`."""
+        if admitted_at is None or version not in self.limits:
+            return
+        limit = self.limits[version]
+        if outcome == "shed":
+            limit.release(admitted_at, answered=False)
+        elif outcome == "answered":
+            limit.release(admitted_at, answered=True)
+        else:
+            limit.forget()
+
+    def snapshot(self) -> dict[str, dict[str, float]]:
+        """Each version's limit and in-flight count, for /health and the metrics."""
+        return {
+            version: {"limit": round(limit.limit, 2), "in_flight": limit.in_flight}
+            for version, limit in self.limits.items()
+        }
