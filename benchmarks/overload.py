@@ -114,6 +114,13 @@ class Client:
         return Outcome(due, time.perf_counter(), status, shed_by, retry, well_formed)
 
 
+def _seconds(retry_after: str) -> float:
+    try:
+        return max(0.0, float(retry_after))
+    except ValueError:
+        return 1.0
+
+
 def _error_code(payload: bytes) -> str | None:
     try:
         return str(json.loads(payload)["error"]["code"])
@@ -122,13 +129,22 @@ def _error_code(payload: bytes) -> str | None:
 
 
 async def closed_loop(client: Client, clients: int, seconds: float) -> list[Outcome]:
-    """`clients` senders, each waiting for its answer, for `seconds`."""
+    """`clients` senders, each waiting for its answer, for `seconds`.
+
+    A sender told 503 waits its Retry-After before sending again, as the OpenAI SDK does:
+    one that retried at once would measure how fast refusals come, not answers.
+    """
     stop_at = time.perf_counter() + seconds
     outcomes: list[Outcome] = []
 
     async def sender() -> None:
         while time.perf_counter() < stop_at:
-            outcomes.append(await client.post(time.perf_counter()))
+            outcome = await client.post(time.perf_counter())
+            outcomes.append(outcome)
+            if outcome.status == "503":
+                await asyncio.sleep(
+                    min(_seconds(outcome.retry_after), stop_at - time.perf_counter())
+                )
 
     await asyncio.gather(*(sender() for _ in range(clients)))
     return outcomes

@@ -291,15 +291,16 @@ class _Tick:
             cfg.max_error_rate_increase,
             cfg.confidence,
         )
+        shed = shed_regression(canary, ref, cfg.max_error_rate_increase, cfg.confidence)
         latency = self._latency(canary, ref)
-        failed = [c.detail for c in (errors, latency) if c.outcome == "fail"]
+        failed = [c.detail for c in (errors, shed, latency) if c.outcome == "fail"]
         if failed:
             self._end("rolling-back", "fail", f"{label}: " + "; ".join(failed))
             return
         if latency.outcome != "pass" or errors.outcome != "pass":
             self._hold(f"{label}: {latency.detail}", in_step)
             return
-        passed = f"{label} passed: {errors.detail}; {latency.detail}"
+        passed = f"{label} passed: {errors.detail}; {shed.detail}; {latency.detail}"
         if i + 1 >= len(steps):
             self._promote(passed)
         else:
@@ -472,6 +473,26 @@ def _running(vs: VersionSnapshot | None) -> int:
     return (vs.running_replicas or 0) if vs is not None else 0
 
 
+def shed_regression(
+    canary: WindowCounts, ref: WindowCounts, margin: float, confidence: float
+) -> Comparison:
+    """Fail when the canary sheds a larger share of what it is offered than the stable.
+
+    A version that sheds is refused load its latency never shows (a router's admission
+    keeps answered latency near its target), so a slow canary would otherwise pass.
+    """
+    c_shed, s_shed = canary.get("shed", 0.0), ref.get("shed", 0.0)
+    return error_rate_regression(
+        c_shed,
+        canary["requests"] + c_shed,
+        s_shed,
+        ref["requests"] + s_shed,
+        margin,
+        confidence,
+        what="shed",
+    )
+
+
 def window_counts(vs: VersionSnapshot | None, window_s: float) -> WindowCounts | None:
     """One window's requests, errors and latency buckets of a version; None if unknown."""
     if vs is None:
@@ -493,7 +514,8 @@ def window_counts(vs: VersionSnapshot | None, window_s: float) -> WindowCounts |
             bounds_ms=[None if math.isinf(b) else b for b in hist.bounds_ms],
             counts=list(hist.counts),
         )
-    return WindowCounts(requests=n, errors=errors, windows=1, histogram=stored)
+    shed = (vs.shed_rate or 0.0) * window_s
+    return WindowCounts(requests=n, errors=errors, windows=1, histogram=stored, shed=shed)
 
 
 def add_counts(acc: WindowCounts | None, more: WindowCounts) -> WindowCounts:
@@ -514,6 +536,7 @@ def add_counts(acc: WindowCounts | None, more: WindowCounts) -> WindowCounts:
         errors=acc["errors"] + more["errors"],
         windows=acc["windows"] + more["windows"],
         histogram=hist,
+        shed=acc.get("shed", 0.0) + more.get("shed", 0.0),
     )
 
 

@@ -125,7 +125,14 @@ class HistogramCounts(TypedDict):
 
 
 @with_config(STRICT)
-class WindowCounts(TypedDict):
+class _WindowCountsShed(TypedDict, total=False):
+    shed: Amount
+    """Requests refused for overload (503): not in `requests`, and no error of the version.
+    Absent in state saved before it was counted: none."""
+
+
+@with_config(STRICT)
+class WindowCounts(_WindowCountsShed):
     """One version's observations summed over the disjoint windows of a canary step."""
 
     requests: Amount

@@ -61,11 +61,15 @@ def error_rate_regression(
     stable_requests: float,
     margin: float,
     confidence: float,
+    what: str = "errors",
 ) -> Comparison:
-    """Fail when the canary's error rate is significantly above the stable's plus `margin`."""
+    """Fail when the canary's error rate is significantly above the stable's plus `margin`.
+
+    `what` names the failures counted (errors, or requests shed) in the verdict.
+    """
     n1, n2 = float(canary_requests), float(stable_requests)
     if n1 <= 0 or n2 <= 0:
-        return Comparison("inconclusive", "no requests to compare error rates")
+        return Comparison("inconclusive", f"no requests to compare {what}")
     x1 = min(max(float(canary_errors), 0.0), n1)
     x2 = min(max(float(stable_errors), 0.0), n2)
     r1, r2 = x1 / n1, x2 / n2
@@ -77,11 +81,12 @@ def error_rate_regression(
     else:
         p_value = float(norm.sf(excess / math.sqrt(variance)))
     summary = (
-        f"errors canary {r1:.2%} ({x1:.0f}/{n1:.0f}) vs stable {r2:.2%} ({x2:.0f}/{n2:.0f}), "
+        f"{what} canary {r1:.2%} ({x1:.0f}/{n1:.0f}) vs stable {r2:.2%} ({x2:.0f}/{n2:.0f}), "
         f"tolerance +{margin:.2%}, p={p_value:.3g}"
     )
     if p_value < 1 - confidence:
-        return Comparison("fail", f"error rate regressed: {summary}", p_value)
+        rate_of = "error" if what == "errors" else what
+        return Comparison("fail", f"{rate_of} rate regressed: {summary}", p_value)
     return Comparison("pass", summary, p_value)
 
 

@@ -184,6 +184,8 @@ class CanaryWorld:
     rate: float = 20.0
     median_ms: dict[str, float] = field(default_factory=lambda: {"v1": 80.0, "v2": 80.0})
     error_rate: dict[str, float] = field(default_factory=lambda: {"v1": 0.001, "v2": 0.001})
+    shed_share: dict[str, float] = field(default_factory=dict)
+    """Share of what a version is offered that its router sheds for overload (none)."""
     app: str = "embed"
     window_s: float = 30.0
 
@@ -194,14 +196,17 @@ class CanaryWorld:
         for name, median in self.median_ms.items():
             replicas = loop.replicas[(self.app, name)]
             share = weights.get(name, 0) / 100 if replicas > 0 else 0.0
-            n = self.rate * share * self.window_s
+            offered = self.rate * share
+            shed_rate = offered * self.shed_share.get(name, 0.0)
+            n = (offered - shed_rate) * self.window_s
             hist = lognormal_histogram(n, median)
             out.append(
                 version(
                     self.app,
                     name,
                     replicas,
-                    rate=self.rate * share,
+                    rate=offered - shed_rate,
+                    shed_rate=shed_rate,
                     p95_ms=hist.quantile(0.95),
                     request_count=n,
                     error_count=n * self.error_rate[name],

@@ -105,6 +105,24 @@ def test_rollback_on_error_regression() -> None:
     assert loop.replicas[(APP, "v2")] == 0
 
 
+def test_rollback_when_the_canary_sheds_what_the_stable_serves() -> None:
+    # Admission keeps the canary's answered latency at its target, so only the share it
+    # refuses shows that it is slower.
+    world = CanaryWorld(shed_share={"v1": 0.0, "v2": 0.3})
+    loop = Loop(canary_config(min_replicas=0), world)
+    run_until(loop, "rolling-back")
+    v = view(loop)
+    assert v["verdict"] == "fail" and "shed rate regressed" in v["reason"]
+    assert loop.weights[APP] == {"v1": 100, "v2": 0}
+
+
+def test_load_shed_alike_by_both_versions_does_not_fail_the_canary() -> None:
+    world = CanaryWorld(shed_share={"v1": 0.2, "v2": 0.2})
+    loop = Loop(canary_config(min_replicas=0), world)
+    run_until(loop, "promoted")
+    assert "shed canary" in view(loop)["reason"]
+
+
 def test_hold_when_inconclusive() -> None:
     loop = Loop(canary_config(), CanaryWorld(rate=0.5))
     loop.run(600)
