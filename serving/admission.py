@@ -34,7 +34,9 @@ it computes, only idle it between batches: latency that one batch does not meet 
 from elsewhere (a starved host, a slow model), and a smaller limit would only cut the
 throughput that batching gives."""
 CEILING = 4096
-"""No more than Serve's largest bounded queue holds; the version's own bounds still apply."""
+"""No more than Serve's largest bounded queue holds; the version's own bounds still apply.
+A limit starts here: until an answer comes late, nothing says the version is slow, and a
+burst is bounded by the version's queues alone."""
 
 
 @dataclass
@@ -85,7 +87,7 @@ class Admission:
     def __init__(
         self,
         target_ms: float | None,
-        initial_limit: int,
+        initial_limit: int = CEILING,
         clock: Callable[[], float] = time.monotonic,
         floor: int = FLOOR,
     ) -> None:
@@ -109,8 +111,8 @@ class Admission:
         admitted_at = limit.try_admit()
         if admitted_at is None:
             raise AdmissionRefusedError(
-                f"version {version} has {limit.in_flight} requests in flight from this "
-                f"router, its limit for answers within {self.target_s * 1000:.0f} ms"
+                f"{limit.in_flight} requests in flight from this router, the most it "
+                f"answers within {self.target_s * 1000:.0f} ms"
             )
         return admitted_at
 
@@ -125,6 +127,16 @@ class Admission:
             limit.release(admitted_at, answered=True)
         else:
             limit.forget()
+
+    def admits(self, weights: dict[str, int]) -> int:
+        """How many requests this router admits at once to the versions `weights` send to."""
+        return sum(
+            max(self.floor, math.floor(self.limits[v].limit))
+            if v in self.limits
+            else int(self.initial_limit)
+            for v, weight in weights.items()
+            if weight > 0
+        )
 
     def snapshot(self) -> dict[str, dict[str, float]]:
         """Each version's limit and in-flight count, for /health and the metrics."""

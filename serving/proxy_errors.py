@@ -100,5 +100,11 @@ async def _send_rewritten(send: Send, start: Message, text: bytes) -> None:
 
 
 def middlewares() -> list[Middleware]:
-    """The proxy middlewares (RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH)."""
-    return [Middleware(OpenAIProxyErrors)]
+    """The proxy middlewares (RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH).
+
+    Ray wraps the proxy in them in order, so the last is outermost: admission refuses
+    before anything else runs, and the proxy's own plain-text answers are rewritten.
+    """
+    from serving.proxy_admission import ProxyAdmission
+
+    return [Middleware(OpenAIProxyErrors), Middleware(ProxyAdmission)]

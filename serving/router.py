@@ -26,6 +26,7 @@ from ray.exceptions import RayActorError
 from ray.serve.exceptions import (
     BackPressureError,
     DeploymentUnavailableError,
+    RayServeException,
     ReplicaUnavailableError,
 )
 from ray.serve.handle import DeploymentHandle
@@ -58,13 +59,21 @@ from serving.openai_api import (
     openapi_document,
     parse_request,
 )
+from serving.proxy_admission import (
+    ADMITS_HEADER,
+    APPLICATION_HEADER,
+    MODEL_HEADER,
+    PREFIX_HEADER,
+    ROUTER_HEADER,
+    WEIGHTS_HEADER,
+)
 from serving.results import ServedBy
 from serving.routing import pick_weighted, resolve_model
 from serving.spec import RETRY_AFTER_S, AppArgs, ModelUserConfig, parse_router_config
 
 VERSION_HEADER = "x-governor-version"
 REPLICA_PID_HEADER = "x-governor-replica-pid"
-ROUTER_PID_HEADER = "x-governor-router-pid"
+ROUTER_PID_HEADER = ROUTER_HEADER
 
 logger = logging.getLogger("ray.serve")
 
@@ -173,6 +182,14 @@ def error_response(error: ApiError, headers: dict[str, str] | None = None) -> JS
     return JSONResponse(body, status_code=error.status, headers=headers)
 
 
+def _application_name() -> str:
+    """The Serve application this router belongs to ("" outside Serve)."""
+    try:
+        return serve.get_replica_context().app_name
+    except RayServeException:
+        return ""
+
+
 def _shown(text: str, limit: int = 200) -> str:
     """A client-sent text fit to quote in an error message: bounded and encodable."""
     clipped = text if len(text) <= limit else f"{text[:limit]}..."
@@ -246,9 +263,8 @@ class Router:
         self.rng = random.Random()
         self.created = int(time.time())
         self.limits = BodyLimits(max_bytes=args.max_body_bytes)
-        self.admission = Admission(
-            args.latency_target_ms, initial_limit=2 * ModelUserConfig().max_batch_size
-        )
+        self.app_name = _application_name()
+        self.admission = Admission(args.latency_target_ms)
         routes = get_openapi(title=api.title, version=API_VERSION, routes=api.routes)
         self.openapi_document = openapi_document(routes, args, self.limits)
 
@@ -365,9 +381,25 @@ class Router:
         except Exception as exc:
             error = self._as_api_error(exc, version)
             record_failure(self.metrics, version, endpoint, error)
-            return error_response(error, error_headers(error, version))
+            headers = {**(error_headers(error, version) or {}), **self._admission_headers(request)}
+            return error_response(error, headers or None)
         self.metrics.record_success(version, endpoint, (time.perf_counter() - started) * 1e3)
-        return JSONResponse(body, headers=self._served_headers(result.served_by))
+        headers = {**self._served_headers(result.served_by), **self._admission_headers(request)}
+        return JSONResponse(body, headers=headers)
+
+    def _admission_headers(self, request: Request) -> dict[str, str]:
+        """What the proxy's admission learns from every answer (serving/proxy_admission.py)."""
+        if self.args.latency_target_ms is None:
+            return {}
+        weights = self.weights.value
+        return {
+            ADMITS_HEADER: str(self.admission.admits(weights)),
+            ROUTER_HEADER: str(os.getpid()),
+            PREFIX_HEADER: request.scope.get("root_path") or "/",
+            APPLICATION_HEADER: self.app_name,
+            MODEL_HEADER: self.args.model_name,
+            WEIGHTS_HEADER: ",".join(f"{name}={weight}" for name, weight in weights.items()),
+        }
 
     async def _admitted(self, call: _Call, version: str, start_by: float | None) -> Any:
         """Send `call` to `version` if its latency limit admits it, and adapt the limit."""

@@ -40,6 +40,10 @@ class LocalRay:
     metrics_url: str
 
 
+PROXY_CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
+PROXY_MIDDLEWARES = "serving.proxy_errors:middlewares"
+
+
 def local_ray_env() -> dict[str, str]:
     """Environment variables the local Ray head and every process it starts run with."""
     return {
@@ -48,6 +52,9 @@ def local_ray_env() -> dict[str, str]:
         # gRPC servers and the agents bind loopback, not the LAN address or every interface.
         SINGLE_NODE_ENV: "0",
         "RAY_USAGE_STATS_ENABLED": "0",
+        # Serve's proxy refuses what an application cannot answer in time before it costs
+        # a hop to the router, and answers its own 503s in OpenAI's format.
+        PROXY_CALLBACK_ENV: PROXY_MIDDLEWARES,
     }
 
 

@@ -66,8 +66,8 @@ _DEPLOYMENT_FIELDS = (
 )
 """The series of DeploymentCounters, in the order of its fields."""
 _DEPLOYMENT_INDEX = {name: i for i, name in enumerate(_DEPLOYMENT_FIELDS)}
-_READ = {m.REQUESTS, m.ERRORS, m.SHED, m.LATENCY_BUCKET, *_DEPLOYMENT_FIELDS}
-_VERSION_TOTALS = {m.REQUESTS: 0, m.ERRORS: 1, m.SHED: 2}
+_READ = {m.REQUESTS, m.ERRORS, m.SHED, m.PROXY_SHED, m.LATENCY_BUCKET, *_DEPLOYMENT_FIELDS}
+_VERSION_TOTALS = {m.REQUESTS: 0, m.ERRORS: 1, m.SHED: 2, m.PROXY_SHED: 2}
 """The summed counters of a version, by their index in `_Reading.versions`."""
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"([^"\\]*(?:\\.[^"\\]*)*)"')
@@ -167,7 +167,7 @@ class _Reading:
         """The [requests, errors, shed] sums of one version."""
         totals = self.versions.get(key)
         if totals is None:
-            totals = self.versions[key] = [0.0] * len(_VERSION_TOTALS)
+            totals = self.versions[key] = [0.0] * 3
         return totals
 
     def counters(self) -> FleetCounters:

@@ -7,6 +7,9 @@ ERRORS = "ray_governor_request_errors_total"
 SHED = "ray_governor_requests_shed_total"
 """Requests a router refused with 503 + Retry-After because the version's queue was full:
 demand the version did not serve, counted neither as its requests nor as its errors."""
+PROXY_SHED = "ray_governor_proxy_requests_shed_total"
+"""Requests Serve's proxy refused before they reached the router (serving/proxy_admission.py),
+labelled with the version the router's weights would have drawn: shed like SHED."""
 LATENCY_BUCKET = "ray_governor_request_latency_ms_bucket"
 BATCH_SIZE_COUNT = "ray_governor_batch_size_count"
 BATCHED_INPUTS = "ray_governor_batched_inputs_total"

@@ -102,6 +102,12 @@ def build_queries(config: PrometheusConfig, apps: Sequence[str]) -> QuerySet:
     def rate(series: str, by: tuple[str, ...]) -> str:
         return f"sum by ({', '.join(by)}) (rate({series}{sel}[{w}]))"
 
+    def rate_of_any(names: tuple[str, ...], by: tuple[str, ...]) -> str:
+        # `or` keeps the series of both: theirs never share a label set (the router's carry
+        # `deployment`, `replica` and `endpoint`; the proxy's do not).
+        either = " or ".join(f"rate({name}{sel}[{w}])" for name in names)
+        return f"sum by ({', '.join(by)}) ({either})"
+
     quantiles = {
         name: (
             q,
@@ -116,7 +122,7 @@ def build_queries(config: PrometheusConfig, apps: Sequence[str]) -> QuerySet:
     return QuerySet(
         request_rate=Query("request_rate", rate(m.REQUESTS, by_version), by_version),
         error_rate=Query("error_rate", rate(m.ERRORS, by_version), by_version),
-        shed_rate=Query("shed_rate", rate(m.SHED, by_version), by_version),
+        shed_rate=Query("shed_rate", rate_of_any((m.SHED, m.PROXY_SHED), by_version), by_version),
         quantiles=quantiles,
         latency_buckets=Query(
             "latency_buckets",

@@ -29,16 +29,24 @@ def test_requests_beyond_the_limit_are_refused_naming_the_version_and_target() -
     admission = Admission(target_ms=300, initial_limit=2, clock=Clock(), floor=1)
     admission.admit("v1")
     admission.admit("v1")
-    with pytest.raises(AdmissionRefusedError, match=r"v1 has 2 requests in flight.*300 ms"):
+    with pytest.raises(AdmissionRefusedError, match=r"^2 requests in flight.*300 ms$"):
         admission.admit("v1")
     admission.admit("v2")  # each version has its own limit
 
 
+def test_until_an_answer_comes_late_a_burst_is_admitted_whole() -> None:
+    admission = Admission(target_ms=300, clock=Clock())
+    for _ in range(CEILING):
+        admission.admit("v1")
+    with pytest.raises(AdmissionRefusedError):
+        admission.admit("v1")
+
+
 def test_a_refused_request_is_a_503_overloaded_with_the_reason() -> None:
-    error = unavailable_error(AdmissionRefusedError("version v1 has 9 requests in flight"), "v1")
+    error = unavailable_error(AdmissionRefusedError("9 requests in flight from this router"), "v1")
     assert error is not None and error.shed and error.code == OVERLOADED
     assert error.status == 503
-    assert "v1 has 9 requests in flight" in error.message
+    assert error.message.startswith("version v1 is overloaded: 9 requests in flight")
 
 
 def test_without_a_target_nothing_is_refused_or_tracked() -> None:
@@ -188,3 +196,16 @@ def test_the_ceiling_bounds_a_limit_that_keeps_growing() -> None:
     assert all(a is not None for a in admitted)
     limit.release(0.0, answered=True)
     assert limit.limit == CEILING
+
+
+def test_a_router_admits_the_sum_of_the_limits_of_the_versions_it_sends_to() -> None:
+    clock = Clock()
+    admission = Admission(target_ms=300, clock=clock, floor=2)
+    assert admission.admits({"v1": 100, "v2": 0}) == CEILING, "nothing late yet"
+    stamps = [admission.admit("v1") for _ in range(10)]
+    clock.now = 0.6
+    admission.release("v1", stamps[0], "answered")  # 10 in flight took 0.6 s: 5 in 0.3 s
+    assert admission.admits({"v1": 100, "v2": 0}) == 5
+    assert admission.admits({"v1": 50, "v2": 50}) == 5 + CEILING
+    admission.limits["v1"].limit = 0.5
+    assert admission.admits({"v1": 100}) == 2, "never below the floor"

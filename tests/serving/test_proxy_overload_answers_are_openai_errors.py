@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from ray.serve._private.http_util import convert_object_to_asgi_messages, retry_after_headers
 
-from serving.proxy_errors import OpenAIProxyErrors, middlewares
+from serving.proxy_errors import OpenAIProxyErrors
 
 BACKPRESSURE = "Request dropped due to backpressure (num_queued_requests=8, max_queued_requests=8)."
 
@@ -98,8 +98,3 @@ async def test_other_answers_pass_through_untouched(messages: list[dict[str, Any
 async def test_non_http_scopes_pass_through() -> None:
     messages = [{"type": "websocket.close"}]
     assert await _through(messages, scope_type="websocket") == messages
-
-
-def test_the_proxy_callback_returns_the_middleware() -> None:
-    (middleware,) = middlewares()
-    assert middleware.cls is OpenAIProxyErrors

@@ -107,7 +107,7 @@ def test_a_failed_shed_query_leaves_only_the_shed_rate_missing() -> None:
 
 def test_both_sources_read_the_same_series_into_the_same_rate() -> None:
     source, fake, _ = make()
-    assert metric_names_in(source.queries.shed_rate.expr) == {m.SHED}
+    assert metric_names_in(source.queries.shed_rate.expr) == {m.SHED, m.PROXY_SHED}
     fake.answers["shed_rate"] = [({"application": "embed", "version": "v1"}, 75 / WINDOW_S)]
     from_prometheus = source.observe().version("embed", "v1")
     from_ray = embedded_v1(
@@ -115,3 +115,24 @@ def test_both_sources_read_the_same_series_into_the_same_rate() -> None:
     )
     assert from_prometheus is not None
     assert from_prometheus.shed_rate == pytest.approx(from_ray.shed_rate)
+
+
+def proxy_shed(n: float, version: str = "v1") -> str:
+    """The proxy's refusals to the embed application, drawn to `version` by the weights."""
+    return (
+        "# TYPE ray_governor_proxy_requests_shed_total counter\n"
+        f'ray_governor_proxy_requests_shed_total{{application="embed",model="minilm",'
+        f'version="{version}",component="proxy"}} {n}\n'
+    )
+
+
+def test_requests_the_proxy_refused_are_shed_requests_of_the_version_drawn() -> None:
+    v1 = embedded_v1(
+        exposition(100, 0, {"embeddings": 10}) + proxy_shed(5),
+        exposition(400, 0, {"embeddings": 40}) + proxy_shed(95),
+    )
+    assert v1.shed_rate == pytest.approx((30 + 90) / WINDOW_S)
+    assert v1.request_rate == pytest.approx(300 / WINDOW_S), "refusals are no requests served"
+    counters = parse_expositions([proxy_shed(7, "v2")])
+    assert counters.versions[("embed", "v2")].shed == 7
+    assert counters.versions[("embed", "v2")].requests == 0
