@@ -282,13 +282,16 @@ def slo_of(governor_config: Path, app: str) -> float:
     return found.slo.latency_p95_ms
 
 
+SHED_SERIES = ("ray_governor_requests_shed_total", "ray_governor_proxy_requests_shed_total")
+
+
 def shed_counted(metrics_url: str) -> float:
-    """Requests the routers counted as shed (`ray_governor_requests_shed_total`)."""
+    """Requests the routers and the proxy counted as shed (SHED_SERIES)."""
     import httpx
 
     total = 0.0
     for line in httpx.get(metrics_url, timeout=10).text.splitlines():
-        if line.startswith("ray_governor_requests_shed_total"):
+        if line.startswith(SHED_SERIES):
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -338,7 +341,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         "phase_s": args.phase_s,
         "timeout_s": args.timeout_s,
         "phases": [asdict(p) for p in phases],
-        "shed_counted_by_routers": counted,
+        "shed_counted": counted,
         "load_avg_1m": os.getloadavg()[0],
     }
 
@@ -375,7 +378,7 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     console.print(
         f"at {v['at_multiplier']:g}x: p99 under 2x SLO: {v['p99_under_2x_slo']}; "
         f"every phase cleared within 5 s: {v['every_phase_cleared_within_5s']}; "
-        f"shed counted by the routers: {report['shed_counted_by_routers']:.0f}; "
+        f"shed counted by the routers and the proxy: {report['shed_counted']:.0f}; "
         f"503s not in OpenAI format or without Retry-After: "
         f"{sum(p['malformed_503'] for p in report['phases'])}"
     )

@@ -43,7 +43,8 @@ class TraceLoad:
             for at, tokens in zip(self.trace.arrival_s, self.trace.prompt_tokens, strict=True)
         ]
         self.base_url, self.model, self.timeout_s = url, model, timeout_s
-        self.ok = self.failed = 0
+        self.ok = self.failed = self.shed = 0
+        """Answered; not answered (shed included); refused for overload."""
         self._done_at: list[float] = []
         self._latency_ms: list[float] = []
         self._errors: list[str] = []
@@ -90,6 +91,7 @@ class TraceLoad:
                 self._latency_ms.append(result.latency_s * 1000)
             else:
                 self.failed += 1
+                self.shed += result.shed
                 self._errors.append(result.error or f"HTTP {result.status}")
 
     def finished(self) -> bool:

@@ -201,7 +201,7 @@ def _live_view(daemon: Daemon, load: TraceLoad, elapsed: float, total: float) ->
     last = daemon.last
     header = Text(
         f"t={elapsed:5.0f}s / {total:.0f}s   answered {load.sent} of {len(load.requests)} "
-        f"(ok {load.ok}, failed {load.failed})",
+        f"(ok {load.ok}, failed {load.failed}, of which shed {load.shed})",
         style="bold",
     )
     if last is None or last.snapshot is None:

@@ -36,6 +36,15 @@ class ReplayRequest:
     output_tokens: int
 
 
+def error_code(response: httpx.Response) -> str | None:
+    """The `error.code` of an OpenAI error body; None when the body is not one."""
+    try:
+        code = response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return code if isinstance(code, str) else None
+
+
 @dataclass(frozen=True)
 class ReplayResult:
     """What happened to one request."""
@@ -46,11 +55,18 @@ class ReplayResult:
     status: int | None
     """HTTP status, or None when no answer came (timeout, connection error)."""
     error: str | None = None
+    code: str | None = None
+    """The OpenAI error body's `code` of an error answer, when it has one."""
 
     @property
     def ok(self) -> bool:
         """Answered with a 2xx status."""
         return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def shed(self) -> bool:
+        """Refused for overload (503 `overloaded`, with Retry-After): not served, not an error."""
+        return self.status == 503 and self.code == "overloaded"
 
     @property
     def latency_s(self) -> float:
@@ -118,14 +134,15 @@ async def replay_async(
                 sent = clock() - start
                 status: int | None = None
                 error: str | None = None
+                code: str | None = None
                 try:
                     response = await client.post(route, json=body(req, model))
                     status = response.status_code
                     if status >= 400:
-                        error = response.text[:200]
+                        error, code = response.text[:200], error_code(response)
                 except httpx.HTTPError as err:
                     error = f"{type(err).__name__}: {err}"
-                result = ReplayResult(req.at_s, sent, clock() - start, status, error)
+                result = ReplayResult(req.at_s, sent, clock() - start, status, error, code)
                 results[i] = result
                 if on_result is not None:
                     on_result(result)

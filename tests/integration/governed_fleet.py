@@ -24,6 +24,7 @@ from tests.conftest import RayServeCluster
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "governed"
+SLO_P95_MS = 500
 MODEL = "minilm"
 
 
@@ -35,6 +36,8 @@ def serve_config(http_port: int, v2_batching: dict[str, Any] | None = None) -> d
     app["name"] = APP
     for version in app["args"]["versions"]:
         version["torch_threads"] = 1
+    # Admission answers within the SLO the daemon's config below holds the app to.
+    app["args"]["latency_target_ms"] = SLO_P95_MS
     deployments = {d["name"]: d for d in app["deployments"]}
     deployments["model_v2"]["num_replicas"] = 1
     if v2_batching is not None:
@@ -52,7 +55,7 @@ def governor_config(
     )
     app: dict[str, Any] = {
         "name": APP,
-        "slo": {"latency_p95_ms": 500, "max_error_rate": 0.01},
+        "slo": {"latency_p95_ms": SLO_P95_MS, "max_error_rate": 0.01},
         "versions": [
             {"name": "v1", "deployment": "model_v1", "min_replicas": 1, "max_replicas": 3},
             {"name": "v2", "deployment": "model_v2", "min_replicas": 0, "max_replicas": 2},

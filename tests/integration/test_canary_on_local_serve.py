@@ -87,16 +87,20 @@ def run_canary(
     return running, results, final
 
 
-def test_a_canary_without_batching_is_rolled_back_with_no_failed_request(
+def test_a_canary_without_batching_is_rolled_back_and_only_its_overflow_is_refused(
     cleanup: RayServeCluster, tmp_path: Path
 ) -> None:
     running, results, final = run_canary(
         cleanup, tmp_path, {"max_batch_size": 1, "batch_wait_timeout_s": 0.0}
     )
     assert final["phase"] == "rolled-back", f"{final}\n{describe(running.reports[-1])}"
-    assert "latency" in final["reason"] or "p95" in final["reason"], final["reason"]
+    # Slower than its stable, the canary shows it as latency or, once it holds what it
+    # answers within the SLO, as requests its router sheds: either rolls it back.
+    reason = final["reason"]
+    assert "latency" in reason or "p95" in reason or "shed rate" in reason, reason
     assert running.reports[-1].plan.weights_for(APP) == {"v1": 100, "v2": 0}
-    assert all(r.ok for r in results), [r.error for r in results if not r.ok][:3]
+    failed = [r for r in results if not r.ok and not (r.shed and "version v2" in (r.error or ""))]
+    assert failed == [], [r.error for r in failed][:3]
 
 
 def test_a_healthy_canary_is_promoted_with_no_failed_request(

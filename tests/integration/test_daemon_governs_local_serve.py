@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from controller.sim.replay import ReplayResult
 from tests.conftest import RayServeCluster
 from tests.integration.governed_fleet import (
     APP,
@@ -19,11 +18,6 @@ from tests.integration.governed_fleet import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-def _shed(result: ReplayResult) -> bool:
-    """A request refused for overload: 503 with OpenAI's `overloaded` error."""
-    return result.status == 503 and '"code":"overloaded"' in (result.error or "")
 
 
 def test_a_load_step_adds_replicas_and_removes_them_after_the_load_drops(
@@ -43,7 +37,7 @@ def test_a_load_step_adds_replicas_and_removes_them_after_the_load_drops(
     assert peak >= 2
     # The step overloads the single replica until it scales out: what its bounded queue
     # cannot hold is shed (503 `overloaded`, counted as demand); nothing else may fail.
-    failed = [r for r in results if not r.ok and not _shed(r)]
+    failed = [r for r in results if not r.ok and not r.shed]
     assert failed == [], [(r.status, r.error) for r in failed][:3]
     reasons = [
         reason
