@@ -7,11 +7,13 @@ latency L number its throughput times L, so the router keeps each version's in-f
 count at a limit it adapts from the latencies it measures, in the manner of TCP's window:
 an answer within the target raises the limit by 1/limit (about one per limit's worth of
 answers) while the limit is in use; an answer that took L over the target T, with N in
-flight, lowers the limit to N x T / L, the in-flight count the throughput just seen
-(N / L) answers within T. That is an estimate, not a factor, so the many late answers of
-one congestion all give about the same value and do not compound. A request beyond the
-limit is shed at once, before any version's queue or compute is spent on it, so answered
-requests stay near the target however far the load exceeds capacity.
+flight, lowers it to N x T / L, the in-flight count the throughput just seen (N / L)
+answers within T. The answers of requests admitted before a cut are the congestion that
+cut acted on, not news: only one admitted after it can cut again, about once per round
+trip, so the late answers of one congestion neither compound nor, as its queue drains,
+pull the limit down with them. A request beyond the limit is shed at once, before any
+version's queue or compute is spent on it, so answered requests stay near the target
+however far the load exceeds capacity.
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ FLOOR = ModelUserConfig().max_batch_size
 it computes, only idle it between batches: latency that one batch does not meet comes
 from elsewhere (a starved host, a slow model), and a smaller limit would only cut the
 throughput that batching gives."""
+FORGET_AFTER_TARGETS = 30
+"""A limit out of use (under half of it in flight, so it no longer grows) and not lowered
+for this many target latencies is forgotten: back to the ceiling. While an overload
+lasts the limit is in use and answers run late every round trip or two (it grows until
+they do); once it is over, the limit measured then says nothing of the next burst
+(replicas were added, the host is no longer busy), and a burst the version's queues
+hold should not be refused on an old measurement."""
 CEILING = 4096
 """No more than Serve's largest bounded queue holds; the version's own bounds still apply.
 A limit starts here: until an answer comes late, nothing says the version is slow, and a
@@ -49,9 +58,15 @@ class LatencyLimit:
     floor: int = FLOOR
     in_flight: int = 0
     last_cut_at: float = field(default=-math.inf)
+    last_late_at: float = field(default=-math.inf)
+
+    def __post_init__(self) -> None:
+        # A limit given at construction is a measurement made now.
+        self.last_late_at = self.clock()
 
     def try_admit(self) -> float | None:
         """Admit one request and return its admission time, or None when the limit is full."""
+        self.current()
         if self.in_flight >= max(self.floor, math.floor(self.limit)):
             return None
         self.in_flight += 1
@@ -70,11 +85,25 @@ class LatencyLimit:
             if used >= self.limit / 2:
                 self.limit = min(CEILING, self.limit + 1.0 / self.limit)
             return
-        if answered:
-            self.limit = max(float(self.floor), min(self.limit, used * self.target_s / latency))
-        elif admitted_at >= self.last_cut_at:
-            self.limit = max(float(self.floor), min(self.limit, used) * REFUSED_CUT)
-            self.last_cut_at = now
+        self.last_late_at = now
+        if admitted_at < self.last_cut_at:
+            # Admitted before the last cut: the congestion that cut acted on, not news. As
+            # the queue it left drains, counting it again would cut by a shrinking `used`.
+            return
+        cut = used * self.target_s / latency if answered else min(self.limit, used) * REFUSED_CUT
+        self.limit = max(float(self.floor), min(self.limit, cut))
+        self.last_cut_at = now
+
+    def current(self) -> float:
+        """The limit now: the ceiling again once it is out of use and nothing was late for long.
+
+        A limit in use keeps being measured (it grows until answers run late); one out of
+        use is not, and grows stale.
+        """
+        quiet = self.clock() - self.last_late_at > FORGET_AFTER_TARGETS * self.target_s
+        if quiet and self.in_flight < self.limit / 2:
+            self.limit = float(CEILING)
+        return self.limit
 
     def forget(self) -> None:
         """A failed request frees its place; it says nothing of the version's speed."""
@@ -131,7 +160,7 @@ class Admission:
     def admits(self, weights: dict[str, int]) -> int:
         """How many requests this router admits at once to the versions `weights` send to."""
         return sum(
-            max(self.floor, math.floor(self.limits[v].limit))
+            max(self.floor, math.floor(self.limits[v].current()))
             if v in self.limits
             else int(self.initial_limit)
             for v, weight in weights.items()
@@ -141,6 +170,6 @@ class Admission:
     def snapshot(self) -> dict[str, dict[str, float]]:
         """Each version's limit and in-flight count, for /health and the metrics."""
         return {
-            version: {"limit": round(limit.limit, 2), "in_flight": limit.in_flight}
+            version: {"limit": round(limit.current(), 2), "in_flight": limit.in_flight}
             for version, limit in self.limits.items()
         }

@@ -39,7 +39,7 @@ def generation_app(model_path: Path) -> dict[str, Any]:
             "model_name": "tiny-lm",
             "max_inputs": 4,
             "max_input_chars": 200,
-            "max_tokens_limit": 32,
+            "max_tokens_limit": 96,
             "default_max_tokens": 8,
             "versions": [{"name": "v1", "model": str(model_path), "device": "cpu"}],
         },
@@ -77,6 +77,11 @@ class ServingApps:
         """POST here for completions of the tiny LM."""
         return f"{self.cluster.http_url}{GENERATION_PREFIX}/v1/completions"
 
+    @property
+    def generation_url(self) -> str:
+        """The tiny LM's application: `/v1/...` below it."""
+        return f"{self.cluster.http_url}{GENERATION_PREFIX}"
+
     def config(
         self,
         weights: dict[str, int] | None = None,
@@ -101,6 +106,21 @@ class ServingApps:
     def health(self) -> dict[str, Any]:
         """The embeddings router's health document."""
         return dict(httpx.get(f"{self.cluster.http_url}/health", timeout=30).json())
+
+    def wait_for_open_admission(self, timeout_s: float = 60.0) -> None:
+        """Wait until no version's admission limit is lowered (an earlier test made it slow),
+        then send one request, so that the proxy learns it from the answer."""
+        from serving.admission import CEILING
+
+        deadline = time.monotonic() + timeout_s
+        while any(
+            limit["limit"] < CEILING for limit in self.health().get("admission", {}).values()
+        ):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"admission still limited: {self.health()['admission']}")
+            time.sleep(0.5)
+        answer = httpx.post(self.embeddings_url, json={"model": "minilm", "input": "x"}, timeout=60)
+        assert answer.status_code == 200, answer.text
 
     def wait_for_health(self, key: str, value: Any, timeout_s: float = 60.0) -> dict[str, Any]:
         """Wait until the router's health document shows `key == value`."""

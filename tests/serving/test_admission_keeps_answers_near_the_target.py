@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serving.admission import CEILING, FLOOR, REFUSED_CUT, Admission, LatencyLimit
+from serving.admission import (
+    CEILING,
+    FLOOR,
+    FORGET_AFTER_TARGETS,
+    REFUSED_CUT,
+    Admission,
+    LatencyLimit,
+)
 from serving.errors import AdmissionRefusedError
 from serving.router import OVERLOADED, unavailable_error
 
@@ -158,8 +165,9 @@ def simulate(capacity_rps: float, offered_rps: float, target_s: float, seconds: 
         else:
             answers.append((at, at - admitted_at))
             admission.release("v1", admitted_at, "answered")
-    # Once the first 64 admitted (the initial limit, whatever the version's speed) are answered.
-    adapted_at = 2 * 64 * service_s + 2 * target_s
+    # Once the first 64 admitted (the initial limit, whatever the version's speed) are
+    # answered and a few round trips have passed: a cut acts once per round trip.
+    adapted_at = 2 * 64 * service_s + 4 * target_s
     settled = sorted(latency for at, latency in answers if at >= adapted_at)
     return {
         "answered_rps": len(answers) / seconds,
@@ -209,3 +217,31 @@ def test_a_router_admits_the_sum_of_the_limits_of_the_versions_it_sends_to() -> 
     assert admission.admits({"v1": 50, "v2": 50}) == 5 + CEILING
     admission.limits["v1"].limit = 0.5
     assert admission.admits({"v1": 100}) == 2, "never below the floor"
+
+
+def lowered_to_five(clock: Clock) -> tuple[Admission, list[float | None]]:
+    """An admission whose v1 limit a late answer lowered to 5 at 0.6 s, 9 still in flight."""
+    admission = Admission(target_ms=300, clock=clock, floor=2)
+    stamps = [admission.admit("v1") for _ in range(10)]
+    clock.now = 0.6
+    admission.release("v1", stamps[0], "answered")
+    assert admission.admits({"v1": 100}) == 5
+    return admission, stamps[1:]
+
+
+def test_a_limit_out_of_use_is_forgotten_once_nothing_was_late_for_long() -> None:
+    clock = Clock()
+    admission, held = lowered_to_five(clock)
+    for stamp in held:
+        admission.release("v1", stamp, "failed")
+    clock.now += FORGET_AFTER_TARGETS * 0.3 * 0.9
+    assert admission.admits({"v1": 100}) == 5, "lowered recently"
+    clock.now += FORGET_AFTER_TARGETS * 0.3 * 0.2
+    assert admission.admits({"v1": 100}) == CEILING, "out of use and the overload is over"
+
+
+def test_a_limit_in_use_is_kept_however_long_ago_it_was_lowered() -> None:
+    clock = Clock()
+    admission, _ = lowered_to_five(clock)
+    clock.now += FORGET_AFTER_TARGETS * 0.3 * 3
+    assert admission.admits({"v1": 100}) == 5, "9 in flight: the limit is still measured"
