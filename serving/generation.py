@@ -1,4 +1,6 @@
-"""Text generation with a causal LM: batched `generate` over left-padded prompts."""
+"""Text generation with a causal LM: tokenizing and checking prompts, chat templates, and
+static batched `generate` over left-padded prompts (the warm-up, and the baseline that
+continuous batching is measured against)."""
 
 from __future__ import annotations
 
@@ -85,6 +87,23 @@ class Generator:
                 param="prompt",
             )
         return Prompt(ids, max_tokens, temperature, top_p, stop)
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        """The conversation as the model's chat template renders it, up to the assistant's turn."""
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise InputRejectedError(
+                "this model has no chat template; send a prompt to /v1/completions instead",
+                param="messages",
+            )
+        try:
+            rendered = self.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False
+            )
+        except Exception as exc:  # jinja2's TemplateError and whatever a template raises
+            raise InputRejectedError(
+                f"the model's chat template refused the messages: {exc}", param="messages"
+            ) from exc
+        return str(rendered)
 
     def generate(self, prompts: list[Prompt]) -> list[Completion]:
         """Generate for every prompt; one `generate` call per group of equal sampling."""

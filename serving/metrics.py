@@ -211,10 +211,25 @@ class ModelMetrics:
         self.time_per_output_token_ms = _metric(
             Histogram,
             "governor_time_per_output_token_ms",
-            "Generation time of a batch over the tokens its longest output took (ms).",
+            "Time between a sequence's output tokens after its first (ms).",
             tags,
             boundaries=TOKEN_TIME_BUCKETS_MS,
             tag_keys=_VERSION_TAGS,
+        )
+        self.time_to_first_token_ms = _metric(
+            Histogram,
+            "governor_time_to_first_token_ms",
+            "Time from a sequence reaching the replica to its first output token (ms).",
+            tags,
+            boundaries=LATENCY_BUCKETS_MS,
+            tag_keys=_VERSION_TAGS,
+        )
+        self.sequences = _metric(
+            Gauge,
+            "governor_sequences",
+            "Sequences in the continuous batching manager, by state (running, waiting).",
+            tags,
+            tag_keys=_tag_keys(*_VERSION_TAGS, "state"),
         )
         self.model_load_s = _metric(
             Gauge,
@@ -229,6 +244,23 @@ class ModelMetrics:
     def record_model_load(self, seconds: float) -> None:
         """Publish how long this replica took to load and warm up."""
         self.held.set(self.model_load_s, seconds)
+
+    def record_sequence(
+        self, prompt_tokens: int, output_tokens: int, ttft_ms: float | None, total_ms: float
+    ) -> None:
+        """Record one generated sequence: tokens, time to first token, time per token after."""
+        self.input_tokens.inc(prompt_tokens)
+        if output_tokens:
+            self.output_tokens.inc(output_tokens)
+        if ttft_ms is not None:
+            self.time_to_first_token_ms.observe(ttft_ms)
+            if output_tokens > 1:
+                self.time_per_output_token_ms.observe((total_ms - ttft_ms) / (output_tokens - 1))
+
+    def record_sequences(self, running: int, waiting: int) -> None:
+        """Publish how many sequences the batching manager runs and holds waiting."""
+        self.held.set(self.sequences, running, tags={"state": "running"})
+        self.held.set(self.sequences, waiting, tags={"state": "waiting"})
 
     def record_batch(
         self, size: int, compute_ms: float, input_tokens: int, output_tokens: int = 0

@@ -1,11 +1,13 @@
 """Model deployments: one class per task, one Serve deployment per version.
 
-Each request arrives as a list of inputs; every input enters the replica's `@serve.batch`
-queue on its own, so inputs of concurrent requests share forward passes and
-`max_batch_size` counts inputs. The forward pass runs on the replica's user event loop,
-blocking it on purpose: Serve forms the next batch as soon as the previous one is handed
-over, so a loop left free during the forward pass would cut the waiting inputs into many
-small batches instead of one large one.
+Embeddings: each request arrives as a list of inputs; every input enters the replica's
+`@serve.batch` queue on its own, so inputs of concurrent requests share forward passes
+and `max_batch_size` counts inputs. Generation is continuously batched
+(serving/continuous.py): every prompt is a sequence that joins and leaves the running
+batch at any decode step, and `max_batch_size` counts sequences. The embedding forward
+pass runs on the replica's user event loop, blocking it on purpose: Serve forms the next
+batch as soon as the previous one is handed over, so a loop left free during the forward
+pass would cut the waiting inputs into many small batches instead of one large one.
 """
 
 from __future__ import annotations
@@ -13,19 +15,26 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import numpy as np
 from ray import serve
 
+from serving.continuous import ContinuousEngine, Delta
 from serving.embedding import Embedder
 from serving.errors import QueueWaitExceededError
 from serving.generation import Generator, Prompt
 from serving.live_config import LiveSetting
 from serving.loading import set_torch_threads
 from serving.metrics import ModelMetrics
-from serving.results import Completion, CompletionResult, EmbeddingResult, ServedBy
+from serving.results import (
+    Completion,
+    CompletionResult,
+    EmbeddingResult,
+    ServedBy,
+    StreamChunk,
+)
 from serving.spec import ModelUserConfig, VersionSpec, parse
 
 DEFAULT_USER_CONFIG = ModelUserConfig().model_dump()
@@ -155,17 +164,45 @@ class EmbeddingModel(_ModelReplica):
     user_config=DEFAULT_USER_CONFIG, max_ongoing_requests=DEFAULT_MAX_ONGOING_REQUESTS
 )
 class GenerationModel(_ModelReplica):
-    """Serves text completions for one model version."""
+    """Serves text completions for one model version, continuously batched.
+
+    `max_batch_size` is the most sequences decoded together; a new value takes effect
+    when no sequence runs (the manager is rebuilt then). `batch_wait_timeout_s` does not
+    apply: a sequence joins the running batch at the next decode step.
+    """
 
     def __init__(self, spec: VersionSpec, model_name: str) -> None:
+        self.engine: ContinuousEngine | None = None
+        self.open_streams = 0
         self._start(spec, model_name, lambda: self._load(spec))
 
     def _load(self, spec: VersionSpec) -> None:
         self.generator = Generator.load(spec)
         self.generator.generate([self.generator.encode("warm-up", max_tokens=2)])
 
-    def _batch_handler(self) -> Any:
-        return self._generate_batch
+    def describe(self) -> dict[str, Any]:
+        """As every replica, plus the sequences the batching manager runs, holds and cut short."""
+        running, waiting = self.engine.sequences() if self.engine else (0, 0)
+        cancelled = self.engine.cancelled if self.engine else 0
+        sequences = {"running": running, "waiting": waiting, "cancelled": cancelled}
+        return {**super().describe(), "sequences": sequences}
+
+    def reconfigure(self, user_config: dict[str, Any] | None) -> None:
+        """Adopt `max_batch_size` as the most sequences decoded together."""
+        if self.batching.update(lambda: parse(ModelUserConfig, user_config, "user_config")):
+            self._engine_in_force()
+
+    def _engine_in_force(self) -> ContinuousEngine:
+        """The manager for new sequences, rebuilt first if its size changed and it is idle."""
+        wanted = self.batching.value.max_batch_size
+        engine = self.engine
+        if engine is not None and (engine.max_sequences == wanted or self.open_streams):
+            return engine
+        if engine is not None:
+            engine.stop()
+        self.engine = ContinuousEngine(self.generator, wanted)
+        self.engine.start()
+        return self.engine
 
     async def complete(
         self,
@@ -181,27 +218,74 @@ class GenerationModel(_ModelReplica):
         encoded = [
             self.generator.encode(text, max_tokens, temperature, top_p, stop) for text in prompts
         ]
-        found = await asyncio.gather(*(self._generate_batch((p, start_by)) for p in encoded))
-        return CompletionResult(_all_started(found, start_by), self.served_by)
+        completions = await asyncio.gather(*(self._complete_one(p) for p in encoded))
+        return CompletionResult(list(completions), self.served_by)
 
-    @serve.batch(max_batch_size=DEFAULT_USER_CONFIG["max_batch_size"])
-    async def _generate_batch(self, items: list[tuple[Prompt, StartBy]]) -> list[Completion | None]:
-        live = _in_time(items)
-        out: list[Completion | None] = [None] * len(items)
-        if not live:
-            return out
-        prompts = [items[i][0] for i in live]
-        completions, compute_ms = self._timed(lambda: self.generator.generate(prompts))
-        output_tokens = sum(c.completion_tokens for c in completions)
-        self.metrics.record_batch(
-            len(prompts),
-            compute_ms,
-            input_tokens=sum(c.prompt_tokens for c in completions),
-            output_tokens=output_tokens,
+    async def chat(
+        self,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: tuple[str, ...] = (),
+        start_by: StartBy = None,
+    ) -> CompletionResult:
+        """Answer a conversation, rendered with the tokenizer's chat template."""
+        return await self.complete(
+            [self.generator.render_chat(messages)], max_tokens, temperature, top_p, stop, start_by
         )
-        longest = max(c.completion_tokens for c in completions)
-        if longest:
-            self.metrics.time_per_output_token_ms.observe(compute_ms / longest)
-        for i, completion in zip(live, completions, strict=True):
-            out[i] = completion
-        return out
+
+    async def stream_completion(
+        self,
+        prompt: str | None,
+        messages: list[dict[str, str]] | None,
+        max_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: tuple[str, ...] = (),
+        start_by: StartBy = None,
+    ) -> AsyncIterator[StreamChunk]:
+        """Stream one completion (of `prompt`, or of `messages` as a chat) as it is decoded.
+
+        The first chunk is empty and says how long the prompt is, so that the router
+        answers a refused prompt with 400 before it starts its own stream.
+        """
+        _check_in_time(start_by)
+        text = prompt if messages is None else self.generator.render_chat(messages)
+        encoded = self.generator.encode(text or "", max_tokens, temperature, top_p, stop)
+        yield StreamChunk("", None, len(encoded.token_ids), 0)
+        async for delta in self._sequence(encoded):
+            yield StreamChunk(
+                delta.text, delta.finish_reason, len(encoded.token_ids), delta.completion_tokens
+            )
+
+    async def _complete_one(self, prompt: Prompt) -> Completion:
+        parts: list[str] = []
+        last = Delta("", 0)
+        async for delta in self._sequence(prompt):
+            parts.append(delta.text)
+            last = delta
+        return Completion(
+            "".join(parts), last.finish_reason or "length", len(prompt.token_ids),
+            last.completion_tokens,
+        )  # fmt: skip
+
+    async def _sequence(self, prompt: Prompt) -> AsyncIterator[Delta]:
+        """One sequence through the manager, timed and counted."""
+        engine = self._engine_in_force()
+        self.open_streams += 1
+        started = time.perf_counter()
+        first_ms: float | None = None
+        tokens = 0
+        try:
+            self.metrics.record_sequences(*engine.sequences())
+            async for delta in engine.stream(prompt):
+                if first_ms is None and delta.completion_tokens:
+                    first_ms = (time.perf_counter() - started) * 1000.0
+                tokens = delta.completion_tokens
+                yield delta
+        finally:
+            self.open_streams -= 1
+            total_ms = (time.perf_counter() - started) * 1000.0
+            self.metrics.record_sequence(len(prompt.token_ids), tokens, first_ms, total_ms)
+            self.metrics.record_sequences(*engine.sequences())

@@ -26,7 +26,8 @@ from serving.spec import AppArgs, describe
 
 EMBEDDINGS_PATH = "/v1/embeddings"
 COMPLETIONS_PATH = "/v1/completions"
-TASK_PATHS = {"embeddings": EMBEDDINGS_PATH, "generation": COMPLETIONS_PATH}
+CHAT_PATH = "/v1/chat/completions"
+TASK_PATHS = {"embeddings": (EMBEDDINGS_PATH,), "generation": (COMPLETIONS_PATH, CHAT_PATH)}
 TEXT_PATTERN = "^[^\\u0000]*$"
 """Documents that strings hold no NUL; a JSON Schema pattern cannot name lone surrogates,
 which no Unicode string holds, so the document's text says so instead."""
@@ -67,6 +68,15 @@ class EmbeddingRequest(BaseModel):
         return [self.input] if isinstance(self.input, str) else list(self.input)
 
 
+class StreamOptions(BaseModel):
+    """`stream_options`: what a stream adds besides its chunks."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    include_usage: bool = False
+    """A last chunk, before `[DONE]`, with no choices and the request's token usage."""
+
+
 class CompletionRequest(BaseModel):
     """Body of `POST /v1/completions` (the features this server supports)."""
 
@@ -83,7 +93,7 @@ class CompletionRequest(BaseModel):
     )
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     n: Annotated[int, _only({"type": "integer", "enum": [1]})] = 1
-    stream: Annotated[bool, _only({"type": "boolean", "enum": [False]})] = False
+    stream: bool = False
     stop: Annotated[
         str | list[str] | None,
         WithJsonSchema(
@@ -106,7 +116,7 @@ class CompletionRequest(BaseModel):
         dict[str, float] | None, _only({"anyOf": [{"type": "object", "maxProperties": 0}, _NULL]})
     ] = None
     seed: Annotated[int | None, _only(_NULL)] = None
-    stream_options: Annotated[dict[str, Any] | None, _only(_NULL)] = None
+    stream_options: StreamOptions | None = None
     user: str | None = None
 
     @model_validator(mode="after")
@@ -121,13 +131,16 @@ class CompletionRequest(BaseModel):
             "frequency_penalty": self.frequency_penalty != 0.0,
             "logit_bias": bool(self.logit_bias),
             "seed": self.seed is not None,
-            "stream_options": self.stream_options is not None,
         }
         named = [name for name, used in unsupported.items() if used]
         if named:
             raise ValueError(f"not supported here: {', '.join(named)}; leave them at defaults")
         if isinstance(self.stop, list) and len(self.stop) > 4:
             raise ValueError("stop takes at most 4 sequences")
+        if self.stream and isinstance(self.prompt, list) and len(self.prompt) != 1:
+            raise ValueError("stream=true takes one prompt")
+        if self.stream_options is not None and not self.stream:
+            raise ValueError("stream_options is only allowed with stream=true")
         return self
 
     @property
@@ -153,13 +166,6 @@ Request = TypeVar("Request", bound=BaseModel)
 
 def parse_request(schema: type[Request], body: dict[str, Any]) -> Request:
     """Validate a body; a failure is a 400 that names the field."""
-    if body.get("stream") is True:
-        raise ApiError(
-            400,
-            "stream=true is not supported yet; send stream=false for a single response",
-            param="stream",
-            code="unsupported_parameter",
-        )
     try:
         return schema.model_validate(body)
     except ValidationError as exc:
@@ -191,17 +197,18 @@ def check_inputs(texts: list[str], field: str, args: AppArgs) -> None:
             )
 
 
-def max_tokens_of(request: CompletionRequest, args: AppArgs) -> int:
-    """The request's `max_tokens`, defaulted and checked against the configured range."""
-    if request.max_tokens is None:
+def max_tokens_of(request: Any, args: AppArgs, field: str = "max_tokens") -> int:
+    """The request's `max_tokens` (or `field`), defaulted and checked against the range."""
+    asked = getattr(request, field)
+    if asked is None:
         return args.default_max_tokens
-    if not 1 <= request.max_tokens <= args.max_tokens_limit:
+    if not 1 <= asked <= args.max_tokens_limit:
         raise ApiError(
             400,
-            f"max_tokens must be within 1..{args.max_tokens_limit}, got {request.max_tokens}",
-            param="max_tokens",
+            f"{field} must be within 1..{args.max_tokens_limit}, got {asked}",
+            param=field,
         )
-    return request.max_tokens
+    return int(asked)
 
 
 def _encode(vector: np.ndarray, encoding_format: str) -> list[float] | str:
@@ -360,19 +367,21 @@ def model_ids(model_name: str, versions: list[str]) -> list[str]:
 
 
 def openapi_document(base: dict[str, Any], args: AppArgs, limits: BodyLimits) -> dict[str, Any]:
-    """One application's OpenAPI document: its own endpoint, request schema and limits."""
+    """One application's OpenAPI document: its own endpoints, request schemas and limits."""
     served = TASK_PATHS[args.task]
+    every = {path for paths in TASK_PATHS.values() for path in paths}
     document = copy.deepcopy(base)
     document["paths"] = {
         path: operations
         for path, operations in document["paths"].items()
-        if path == served or path not in TASK_PATHS.values()
+        if path in served or path not in every
     }
-    document["paths"][served]["post"]["requestBody"] = {
-        "required": True,
-        "description": limits.describe(),
-        "content": {"application/json": {"schema": request_schema(args)}},
-    }
+    for path in served:
+        document["paths"][path]["post"]["requestBody"] = {
+            "required": True,
+            "description": limits.describe(),
+            "content": {"application/json": {"schema": request_schema(args, path)}},
+        }
     document["info"]["description"] = (
         f"OpenAI-compatible {args.task} for `{args.model_name}`. Limits: "
         f"{limits.describe()}; at most {args.max_inputs} inputs of at most "
@@ -397,20 +406,55 @@ def _limits(args: AppArgs, limits: BodyLimits) -> dict[str, Any]:
     return described
 
 
-def request_schema(args: AppArgs) -> dict[str, Any]:
-    """The JSON Schema of the served endpoint's body, with this application's limits."""
-    generation = args.task == "generation"
-    schema = (CompletionRequest if generation else EmbeddingRequest).model_json_schema()
+def request_schema(args: AppArgs, path: str | None = None) -> dict[str, Any]:
+    """The JSON Schema of a served endpoint's body, with this application's limits."""
+    from serving.openai_chat import ChatCompletionRequest, bound_messages
+
+    path = path or TASK_PATHS[args.task][0]
+    schemas: dict[str, type[BaseModel]] = {
+        EMBEDDINGS_PATH: EmbeddingRequest,
+        COMPLETIONS_PATH: CompletionRequest,
+        CHAT_PATH: ChatCompletionRequest,
+    }
+    schema = _inline_definitions(schemas[path].model_json_schema())
     properties = schema["properties"]
     text = {"type": "string", "minLength": 1, "maxLength": args.max_input_chars}
     texts = {"type": "array", "items": text, "minItems": 1, "maxItems": args.max_inputs}
-    properties["prompt" if generation else "input"]["anyOf"] = [text, texts]
     properties["model"]["enum"] = model_ids(args.model_name, args.version_names)
-    if generation:
-        bounded = {"type": "integer", "minimum": 1, "maximum": args.max_tokens_limit}
+    bounded = {"type": "integer", "minimum": 1, "maximum": args.max_tokens_limit}
+    if path == EMBEDDINGS_PATH:
+        properties["input"]["anyOf"] = [text, texts]
+    elif path == COMPLETIONS_PATH:
+        properties["prompt"]["anyOf"] = [text, texts]
         properties["max_tokens"]["anyOf"] = [bounded, _NULL]
+    else:
+        bound_messages(schema, args)
+        for field in ("max_tokens", "max_completion_tokens"):
+            properties[field]["anyOf"] = [bounded, _NULL]
     _forbid_nul(schema)
     return schema
+
+
+def _inline_definitions(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with each `$ref` to its own `$defs` replaced by the definition.
+
+    Inside an OpenAPI document `#/$defs/...` would point at the document's root, where
+    there is none; the request models nest no deeper than one level and never recurse.
+    """
+    definitions = schema.pop("$defs", {})
+
+    def inline(item: Any) -> Any:
+        if isinstance(item, dict):
+            ref = item.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(copy.deepcopy(definitions[ref.removeprefix("#/$defs/")]))
+            return {key: inline(value) for key, value in item.items()}
+        if isinstance(item, list):
+            return [inline(value) for value in item]
+        return item
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
 
 
 def _forbid_nul(schema: dict[str, Any]) -> None:

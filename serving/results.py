@@ -18,6 +18,16 @@ class Completion:
 
 
 @dataclass(frozen=True)
+class StreamChunk:
+    """One step of a streamed completion: new text, and the token counts so far."""
+
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
 class ServedBy:
     """Which version and which replica process answered."""
 

@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import (
@@ -43,6 +43,7 @@ from serving.http_body import BodyLimits, read_json_object
 from serving.live_config import LiveSetting
 from serving.metrics import NO_VERSION, RouterMetrics
 from serving.openai_api import (
+    CHAT_PATH,
     COMPLETIONS_PATH,
     EMBEDDINGS_PATH,
     CompletionList,
@@ -58,6 +59,15 @@ from serving.openai_api import (
     models_body,
     openapi_document,
     parse_request,
+)
+from serving.openai_chat import (
+    DONE,
+    SSE_CONTENT,
+    ChatCompletion,
+    ChatCompletionRequest,
+    StreamFormat,
+    chat_completion_body,
+    stream_options_usage,
 )
 from serving.proxy_admission import (
     ADMITS_HEADER,
@@ -110,6 +120,10 @@ class _Call:
     invoke: Callable[[DeploymentHandle, float | None], Awaitable[Any]]
     """Sends the request to a version's handle, with the wall time it must start by."""
     render: Callable[[Any], dict[str, Any]]
+    stream: Callable[[DeploymentHandle, float | None], Any] | None = None
+    """For stream=true: opens the version's stream of StreamChunk (a streaming handle's call)."""
+    events: StreamFormat | None = None
+    """For stream=true: how the chunks are written as server-sent events."""
 
 
 class UnavailableError(ApiError):
@@ -180,6 +194,10 @@ def error_response(error: ApiError, headers: dict[str, str] | None = None) -> JS
         }
     }
     return JSONResponse(body, status_code=error.status, headers=headers)
+
+
+async def _not_streamed(handle: DeploymentHandle, start_by: float | None) -> Any:
+    raise AssertionError("a streamed call is sent by its `stream`")
 
 
 def _application_name() -> str:
@@ -318,17 +336,31 @@ class Router:
         EMBEDDINGS_PATH,
         responses={200: {"model": EmbeddingList}, **error_responses(400, 404, 413, 500, 503)},
     )
-    async def embeddings(self, request: Request) -> JSONResponse:
+    async def embeddings(self, request: Request) -> Response:
         """OpenAI-compatible embeddings."""
         return await self._answer(request, "embeddings", self._embeddings_call)
 
     @api.post(
         COMPLETIONS_PATH,
-        responses={200: {"model": CompletionList}, **error_responses(400, 404, 413, 500, 503)},
+        responses={
+            200: {"model": CompletionList, "content": SSE_CONTENT},
+            **error_responses(400, 404, 413, 500, 503),
+        },
     )
-    async def completions(self, request: Request) -> JSONResponse:
-        """OpenAI-compatible text completions."""
+    async def completions(self, request: Request) -> Response:
+        """OpenAI-compatible text completions; server-sent events with stream=true."""
         return await self._answer(request, "generation", self._completions_call)
+
+    @api.post(
+        CHAT_PATH,
+        responses={
+            200: {"model": ChatCompletion, "content": SSE_CONTENT},
+            **error_responses(400, 404, 413, 500, 503),
+        },
+    )
+    async def chat_completions(self, request: Request) -> Response:
+        """OpenAI-compatible chat completions; server-sent events with stream=true."""
+        return await self._answer(request, "generation", self._chat_call)
 
     def _embeddings_call(self, body: dict[str, Any]) -> _Call:
         request = parse_request(EmbeddingRequest, body)
@@ -345,6 +377,24 @@ class Router:
         prompts = request.prompts
         check_inputs(prompts, "prompt", self.args)
         max_tokens = max_tokens_of(request, self.args)
+        if request.stream:
+            return _Call(
+                model=request.model,
+                invoke=_not_streamed,
+                render=dict,
+                stream=lambda handle, start_by: handle.stream_completion.remote(
+                    prompts[0],
+                    None,
+                    max_tokens,
+                    request.sampling_temperature,
+                    request.top_p,
+                    request.stops,
+                    start_by,
+                ),
+                events=StreamFormat(
+                    request.model, False, stream_options_usage(request.stream_options)
+                ),
+            )
         return _Call(
             model=request.model,
             invoke=lambda handle, start_by: handle.complete.remote(
@@ -358,9 +408,33 @@ class Router:
             render=lambda result: completions_body(result, request.model),
         )
 
+    def _chat_call(self, body: dict[str, Any]) -> _Call:
+        request = parse_request(ChatCompletionRequest, body)
+        messages = request.plain_messages()
+        check_inputs([m["content"] for m in messages], "messages", self.args)
+        max_tokens = max_tokens_of(request, self.args, request.token_field)
+        sampling = (max_tokens, request.sampling_temperature, request.top_p, request.stops)
+        if request.stream:
+            return _Call(
+                model=request.model,
+                invoke=_not_streamed,
+                render=dict,
+                stream=lambda handle, start_by: handle.stream_completion.remote(
+                    None, messages, *sampling, start_by
+                ),
+                events=StreamFormat(
+                    request.model, True, stream_options_usage(request.stream_options)
+                ),
+            )
+        return _Call(
+            model=request.model,
+            invoke=lambda handle, start_by: handle.chat.remote(messages, *sampling, start_by),
+            render=lambda result: chat_completion_body(result, request.model),
+        )
+
     async def _answer(
         self, request: Request, task: str, prepare: Callable[[dict[str, Any]], _Call]
-    ) -> JSONResponse:
+    ) -> Response:
         endpoint = request.url.path.rsplit("/", 1)[-1]
         started = time.perf_counter()
         wait_ms = self.args.max_queue_wait_ms
@@ -376,6 +450,8 @@ class Router:
             call = prepare(await read_json_object(request, self.limits))
             pinned = resolve_model(call.model, self.args.model_name, self.args.version_names)
             version = pinned or pick_weighted(self.weights.value, self.rng)
+            if call.stream is not None:
+                return await self._streamed(call, version, endpoint, started, start_by)
             result = await self._admitted(call, version, start_by)
             body = call.render(result)
         except Exception as exc:
@@ -400,6 +476,49 @@ class Router:
             MODEL_HEADER: self.args.model_name,
             WEIGHTS_HEADER: ",".join(f"{name}={weight}" for name, weight in weights.items()),
         }
+
+    async def _streamed(
+        self, call: _Call, version: str, endpoint: str, started: float, start_by: float | None
+    ) -> StreamingResponse:
+        """Open the version's stream and answer it as server-sent events.
+
+        The version's first chunk (empty) says the prompt was accepted: a refusal raises
+        here, before the 200 is sent. An error after that travels as an error event.
+        Streams are not admitted by latency: their length is the answer's, not a queue's.
+        """
+        assert call.stream is not None and call.events is not None
+        chunks = call.stream(self.models[version].options(stream=True), start_by)
+        first = await chunks.__anext__()
+        events, metrics = call.events, self.metrics
+
+        async def body() -> Any:
+            ended = False
+            try:
+                yield events.chunk(first)
+                last = first
+                async for step in chunks:
+                    last = step
+                    yield events.chunk(step)
+                if events.include_usage:
+                    yield events.usage(last)
+                ended = True
+                metrics.record_success(version, endpoint, (time.perf_counter() - started) * 1e3)
+            except Exception as exc:
+                error = self._as_api_error(exc, version)
+                record_failure(metrics, version, endpoint, error)
+                yield events.error(error.message, error.code)
+                ended = True
+            finally:
+                if not ended:  # the client went away: free the version's sequence
+                    chunks.cancel()
+            yield DONE
+
+        headers = {
+            VERSION_HEADER: version,
+            ROUTER_PID_HEADER: str(os.getpid()),
+            "cache-control": "no-cache",
+        }
+        return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
 
     async def _admitted(self, call: _Call, version: str, start_by: float | None) -> Any:
         """Send `call` to `version` if its latency limit admits it, and adapt the limit."""

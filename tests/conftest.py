@@ -130,7 +130,8 @@ def ray_serve() -> Iterator[RayServeCluster]:
 
 
 def build_tiny_causal_lm(path: Path) -> Path:
-    """Write a 2-layer GPT-2 with a byte-level BPE tokenizer trained on the spot to `path`."""
+    """Write a 2-layer GPT-2 with a byte-level BPE tokenizer (trained on the spot, with a
+    chat template) to `path`."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
@@ -151,6 +152,11 @@ def build_tiny_causal_lm(path: Path) -> Path:
         bos_token="<|endoftext|>",
         eos_token="<|endoftext|>",
         pad_token="<pad>",
+    )
+    # A chat template as chat models ship one: each turn on its line, then the assistant's.
+    fast.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant:{% endif %}"
     )
     config = GPT2Config(
         vocab_size=len(fast),

@@ -176,6 +176,8 @@ def test_openapi_document_is_served_per_application(serving_apps: ServingApps) -
     embeddings = httpx.get(f"{base}/openapi.json", timeout=60).json()
     generation = httpx.get(f"{base}{GENERATION_PREFIX}/openapi.json", timeout=60).json()
     assert "/v1/embeddings" in embeddings["paths"] and "/v1/completions" in generation["paths"]
+    assert "/v1/chat/completions" in generation["paths"]
+    assert "/v1/chat/completions" not in embeddings["paths"]
     assert embeddings["x-governor-limits"]["max_body_bytes"] == 1_048_576
-    assert generation["x-governor-limits"]["max_tokens"] == 32
+    assert generation["x-governor-limits"]["max_tokens"] == 96
     assert generation["servers"] == [{"url": GENERATION_PREFIX}]

@@ -55,9 +55,10 @@ def test_token_arrays_are_refused() -> None:
     assert error.status == 400 and "body.input" in error.message
 
 
-def test_stream_true_is_a_clear_400() -> None:
-    error = _api_error(CompletionRequest, {"model": "m", "prompt": "x", "stream": True})
-    assert error.status == 400 and "stream=true is not supported" in error.message
+def test_stream_options_without_stream_is_a_clear_400() -> None:
+    body = {"model": "m", "prompt": "x", "stream_options": {"include_usage": True}}
+    error = _api_error(CompletionRequest, body)
+    assert error.status == 400 and "only allowed with stream=true" in error.message
 
 
 def test_unsupported_features_are_named() -> None:

@@ -9,7 +9,7 @@ import pytest
 from fastapi.openapi.utils import get_openapi
 
 from serving.http_body import MAX_JSON_DEPTH, BodyLimits
-from serving.openai_api import COMPLETIONS_PATH, EMBEDDINGS_PATH, openapi_document
+from serving.openai_api import CHAT_PATH, COMPLETIONS_PATH, EMBEDDINGS_PATH, openapi_document
 from serving.router import API_VERSION, OPENAPI_PATH, api
 from serving.spec import AppArgs
 
@@ -44,6 +44,7 @@ def test_only_the_served_endpoint_is_documented() -> None:
     embeddings, generation = _document("embeddings"), _document("generation")
     assert EMBEDDINGS_PATH in embeddings["paths"] and COMPLETIONS_PATH not in embeddings["paths"]
     assert COMPLETIONS_PATH in generation["paths"] and EMBEDDINGS_PATH not in generation["paths"]
+    assert CHAT_PATH in generation["paths"] and CHAT_PATH not in embeddings["paths"]
     assert OPENAPI_PATH not in embeddings["paths"]
     assert api.docs_url is None and api.redoc_url is None
 
@@ -87,7 +88,8 @@ def test_embeddings_schema_carries_the_limits(body: dict[str, Any], valid: bool)
         ({"model": "m", "prompt": "hi", "max_tokens": 32, "stop": ["a"] * 4}, True),
         ({"model": "m", "prompt": "hi", "max_tokens": 33}, False),
         ({"model": "m", "prompt": "hi", "n": 2}, False),
-        ({"model": "m", "prompt": "hi", "stream": True}, False),
+        ({"model": "m", "prompt": "hi", "stream": True}, True),
+        ({"model": "m", "prompt": "hi", "seed": 3}, False),
         ({"model": "m", "prompt": "hi", "stop": ["a"] * 5}, False),
         ({"model": "m", "prompt": "hi", "logit_bias": {"1": 1.0}}, False),
     ],
@@ -102,3 +104,22 @@ def test_errors_are_documented_as_openai_bodies() -> None:
     for status in ("400", "404", "413", "500", "503"):
         schema = responses[status]["content"]["application/json"]["schema"]
         assert schema == {"$ref": "#/components/schemas/ErrorBody"}
+
+
+@pytest.mark.parametrize(
+    ("body", "valid"),
+    [
+        ({"model": "m", "messages": [{"role": "user", "content": "hi"}]}, True),
+        ({"model": "m:v2", "messages": [{"role": "user", "content": "hi"}], "stream": True}, True),
+        ({"model": "m", "messages": []}, False),
+        ({"model": "m", "messages": [{"role": "user", "content": "x" * 11}]}, False),
+        ({"model": "m", "messages": [{"role": "user", "content": "hi"}] * 4}, False),
+        ({"model": "m", "messages": [{"role": "robot", "content": "hi"}]}, False),
+        ({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 33}, False),
+        ({"model": "m", "messages": [{"role": "user", "content": "hi"}], "n": 2}, False),
+        ({"model": "m", "messages": [{"role": "user", "content": "a\x00"}]}, False),
+    ],
+)
+def test_chat_schema_carries_the_limits(body: dict[str, Any], valid: bool) -> None:
+    schema = _body_schema(_document("generation"), CHAT_PATH)
+    assert jsonschema.Draft202012Validator(schema).is_valid(body) is valid
