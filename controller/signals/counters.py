@@ -36,6 +36,8 @@ class VersionCounters:
     """Requests that took at most each bound (cumulative), as many as `bounds_ms`."""
     shed: float = 0.0
     """Requests refused for overload before they reached the version (not in `requests`)."""
+    tokens: dict[str, tuple[tuple[float, ...], array[float]]] = field(default_factory=dict)
+    """Token latency histograms (`ttft`, `tpot`) of a generation version: bounds, counts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,16 @@ _DEPLOYMENT_FIELDS = (
 )
 """The series of DeploymentCounters, in the order of its fields."""
 _DEPLOYMENT_INDEX = {name: i for i, name in enumerate(_DEPLOYMENT_FIELDS)}
-_READ = {m.REQUESTS, m.ERRORS, m.SHED, m.PROXY_SHED, m.LATENCY_BUCKET, *_DEPLOYMENT_FIELDS}
+_TOKEN_BUCKETS = {m.TTFT_BUCKET: "ttft", m.TPOT_BUCKET: "tpot"}
+_READ = {
+    m.REQUESTS,
+    m.ERRORS,
+    m.SHED,
+    m.PROXY_SHED,
+    m.LATENCY_BUCKET,
+    *_TOKEN_BUCKETS,
+    *_DEPLOYMENT_FIELDS,
+}
 _VERSION_TOTALS = {m.REQUESTS: 0, m.ERRORS: 1, m.SHED: 2, m.PROXY_SHED: 2}
 """The summed counters of a version, by their index in `_Reading.versions`."""
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -131,6 +142,7 @@ class _Reading:
         self.apps = apps
         self.versions: dict[tuple[str, str], list[float]] = {}
         self.buckets: dict[tuple[str, str], dict[float, float]] = {}
+        self.token_buckets: dict[tuple[str, str], dict[str, dict[float, float]]] = {}
         self.deployments: dict[tuple[str, str], list[float]] = {}
 
     def add(self, name: str, label_text: str, value: float) -> None:
@@ -162,6 +174,12 @@ class _Reading:
             bound = _bound(labels["le"])
             buckets = self.buckets.setdefault(key, {})
             buckets[bound] = buckets.get(bound, 0.0) + value
+        elif name in _TOKEN_BUCKETS and "le" in labels:
+            self._totals(key)
+            bound = _bound(labels["le"])
+            of_version = self.token_buckets.setdefault(key, {})
+            buckets = of_version.setdefault(_TOKEN_BUCKETS[name], {})
+            buckets[bound] = buckets.get(bound, 0.0) + value
 
     def _totals(self, key: tuple[str, str]) -> list[float]:
         """The [requests, errors, shed] sums of one version."""
@@ -180,7 +198,11 @@ class _Reading:
             # Versions share one tuple of bounds: the data plane buckets them all alike.
             bounds = layouts.setdefault(bounds, bounds)
             counts = array("d", [buckets[b] for b in bounds])
-            versions[key] = VersionCounters(requests, errors, bounds, counts, shed)
+            tokens = {
+                kind: (tuple(sorted(found)), array("d", [found[b] for b in sorted(found)]))
+                for kind, found in self.token_buckets.get(key, {}).items()
+            }
+            versions[key] = VersionCounters(requests, errors, bounds, counts, shed, tokens)
         deployments = {key: DeploymentCounters(*sums) for key, sums in self.deployments.items()}
         return FleetCounters(versions, deployments)
 
@@ -199,6 +221,30 @@ class VersionWindow:
     errors: float
     histogram: LatencyHistogram | None
     shed: float = 0.0
+    ttft: LatencyHistogram | None = None
+    tpot: LatencyHistogram | None = None
+
+
+def _histogram_increase(
+    bounds: tuple[float, ...],
+    counts: Iterable[float],
+    old_bounds: tuple[float, ...],
+    old_counts: Iterable[float],
+) -> LatencyHistogram | None:
+    """The increase of a cumulative histogram between two reads; None without buckets."""
+    if not bounds:
+        return None
+    if old_bounds == bounds:
+        before: Iterable[float] = old_counts
+    else:
+        by_bound = dict(zip(old_bounds, old_counts, strict=True))
+        before = [by_bound.get(b, 0.0) for b in bounds]
+    # Per-bucket resets can break monotonicity; keep the cumulative shape.
+    fixed: list[float] = []
+    for now_count, old_count in zip(counts, before, strict=True):
+        c = increase(now_count, old_count)
+        fixed.append(max(c, fixed[-1]) if fixed else c)
+    return LatencyHistogram(bounds_ms=bounds, counts=tuple(fixed))
 
 
 def version_window(
@@ -206,25 +252,20 @@ def version_window(
 ) -> VersionWindow:
     """The increase of one version's counters over `seconds` (old None: since start)."""
     base = old if old is not None else _NO_VERSION
-    histogram = None
-    if new.bounds_ms:
-        if base.bounds_ms == new.bounds_ms:
-            before: Iterable[float] = base.buckets
-        else:
-            by_bound = dict(zip(base.bounds_ms, base.buckets, strict=True))
-            before = [by_bound.get(b, 0.0) for b in new.bounds_ms]
-        # Per-bucket resets can break monotonicity; keep the cumulative shape.
-        fixed: list[float] = []
-        for now_count, old_count in zip(new.buckets, before, strict=True):
-            c = increase(now_count, old_count)
-            fixed.append(max(c, fixed[-1]) if fixed else c)
-        histogram = LatencyHistogram(bounds_ms=new.bounds_ms, counts=tuple(fixed))
+
+    def tokens(kind: str) -> LatencyHistogram | None:
+        bounds, counts = new.tokens.get(kind, ((), array("d")))
+        old_bounds, old_counts = base.tokens.get(kind, ((), array("d")))
+        return _histogram_increase(bounds, counts, old_bounds, old_counts)
+
     return VersionWindow(
         seconds=seconds,
         requests=increase(new.requests, base.requests),
         errors=increase(new.errors, base.errors),
-        histogram=histogram,
+        histogram=_histogram_increase(new.bounds_ms, new.buckets, base.bounds_ms, base.buckets),
         shed=increase(new.shed, base.shed),
+        ttft=tokens("ttft"),
+        tpot=tokens("tpot"),
     )
 
 

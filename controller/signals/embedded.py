@@ -169,13 +169,21 @@ def _counter_window(
     """The router's per-version counters joined with the model deployment's own."""
     if dep_now is None or dep_old is None:
         return CounterWindow(
-            window.seconds, window.requests, window.errors, window.histogram, shed=window.shed
+            window.seconds,
+            window.requests,
+            window.errors,
+            window.histogram,
+            ttft=window.ttft,
+            tpot=window.tpot,
+            shed=window.shed,
         )
     return CounterWindow(
         seconds=window.seconds,
         requests=window.requests,
         errors=window.errors,
         latency=window.histogram,
+        ttft=window.ttft,
+        tpot=window.tpot,
         shed=window.shed,
         prompt_tokens=increase(dep_now.input_tokens, dep_old.input_tokens),
         output_tokens=increase(dep_now.output_tokens, dep_old.output_tokens),

@@ -11,6 +11,9 @@ PROXY_SHED = "ray_governor_proxy_requests_shed_total"
 """Requests Serve's proxy refused before they reached the router (serving/proxy_admission.py),
 labelled with the version the router's weights would have drawn: shed like SHED."""
 LATENCY_BUCKET = "ray_governor_request_latency_ms_bucket"
+TTFT_BUCKET = "ray_governor_time_to_first_token_ms_bucket"
+TPOT_BUCKET = "ray_governor_time_per_output_token_ms_bucket"
+"""Token latencies of generation replicas, per sequence (serving/model.py)."""
 BATCH_SIZE_COUNT = "ray_governor_batch_size_count"
 BATCHED_INPUTS = "ray_governor_batched_inputs_total"
 """Inputs run through the model; over BATCH_SIZE_COUNT, the exact mean batch size (Ray

@@ -54,6 +54,8 @@ _METRIC_FIELDS = (
     "prompt_token_rate",
     "output_token_rate",
     "shed_rate",
+    "ttft_ms",
+    "tpot_ms",
 )
 _FAILURE_LINE = re.compile(r"^prometheus query (?P<query>\S+) failed \((?P<reason>\w+)\): ")
 
@@ -262,6 +264,7 @@ class PrometheusSource:
             q.error_rate.name,
             q.shed_rate.name,
             q.output_token_rate.name,
+            *(query.name for query in q.token_p95.values()),
         }
         kept = {}
         for name, series in answers.series.items():
@@ -328,6 +331,8 @@ def _version_fields(
             fields["shed_rate"] = _get(answers, q.shed_rate, app, v.name) or 0.0
     for name, (_, query) in q.quantiles.items():
         fields[f"{name}_ms"] = _get(answers, query, app, v.name)
+    for field, query in q.token_p95.items():
+        fields[field] = _get(answers, query, app, v.name)
     histogram = _histogram(buckets)
     if histogram is not None and histogram.total > 0:
         fields["latency_histogram"] = histogram

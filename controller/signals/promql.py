@@ -54,6 +54,8 @@ class QuerySet:
     error_rate: Query
     shed_rate: Query
     quantiles: dict[str, tuple[float, Query]]
+    token_p95: dict[str, Query]
+    """`ttft_ms` and `tpot_ms`: p95 of generation versions' token latencies."""
     latency_buckets: Query
     queue: Query
     batch_size: Query
@@ -76,6 +78,7 @@ class QuerySet:
             self.batch_size,
             self.prompt_token_rate,
             self.output_token_rate,
+            *self.token_p95.values(),
             self.replicas,
             self.weights,
         )
@@ -124,6 +127,14 @@ def build_queries(config: PrometheusConfig, apps: Sequence[str]) -> QuerySet:
         error_rate=Query("error_rate", rate(m.ERRORS, by_version), by_version),
         shed_rate=Query("shed_rate", rate_of_any((m.SHED, m.PROXY_SHED), by_version), by_version),
         quantiles=quantiles,
+        token_p95={
+            field: Query(
+                field,
+                f"histogram_quantile(0.95, {rate(series, ('le', *by_version))})",
+                by_version,
+            )
+            for field, series in (("ttft_ms", m.TTFT_BUCKET), ("tpot_ms", m.TPOT_BUCKET))
+        },
         latency_buckets=Query(
             "latency_buckets",
             f"sum by (le, {app}, {ver}) (increase({m.LATENCY_BUCKET}{sel}[{w}]))",
