@@ -130,48 +130,10 @@ def ray_serve() -> Iterator[RayServeCluster]:
 
 
 def build_tiny_causal_lm(path: Path) -> Path:
-    """Write a 2-layer GPT-2 with a byte-level BPE tokenizer (trained on the spot, with a
-    chat template) to `path`."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    """Write the test-made 2-layer GPT-2 (128-token context) with its tokenizer to `path`."""
+    from serving.local_models import build_causal_lm
 
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<|endoftext|>", "<pad>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    corpus = ["the quick brown fox jumps over the lazy dog", "hello world, a tiny model"]
-    tokenizer.train_from_iterator(corpus * 20, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        pad_token="<pad>",
-    )
-    # A chat template as chat models ship one: each turn on its line, then the assistant's.
-    fast.chat_template = (
-        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-        "{% if add_generation_prompt %}assistant:{% endif %}"
-    )
-    config = GPT2Config(
-        vocab_size=len(fast),
-        n_positions=128,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        bos_token_id=fast.bos_token_id,
-        eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id,
-    )
-    torch.manual_seed(0)
-    GPT2LMHeadModel(config).save_pretrained(path)
-    fast.save_pretrained(path)
-    return path
+    return build_causal_lm(path)
 
 
 @pytest.fixture(scope="session")
