@@ -36,3 +36,15 @@ PY
   --seconds 8 \
   --out "$OUT" \
   "$@"
+
+# Generation: continuous batching raw, through Serve with streaming, and static batching,
+# on cuda; Qwen2.5-0.5B-Instruct where the local Hugging Face cache holds it, else the
+# benchmark's own model made on the spot.
+QWEN="Qwen/Qwen2.5-0.5B-Instruct"
+if "$PYTHON" -c "from huggingface_hub import snapshot_download as s; s('$QWEN', local_files_only=True)" >/dev/null 2>&1; then
+  GEN_MODEL=(--model "$QWEN")
+else
+  GEN_MODEL=()
+fi
+"$PYTHON" benchmarks/generation.py --device cuda --concurrency 1,16,64 --requests 128 \
+  --max-tokens 256 "${GEN_MODEL[@]}" --out "$OUT"
