@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 from ray import serve
 
-from serving.continuous import ContinuousEngine, Delta
+from serving.continuous import ContinuousEngine, Delta, collect
 from serving.embedding import Embedder
 from serving.errors import QueueWaitExceededError
 from serving.generation import Generator, Prompt
@@ -260,15 +260,9 @@ class GenerationModel(_ModelReplica):
             )
 
     async def _complete_one(self, prompt: Prompt) -> Completion:
-        parts: list[str] = []
-        last = Delta("", 0)
-        async for delta in self._sequence(prompt):
-            parts.append(delta.text)
-            last = delta
-        return Completion(
-            "".join(parts), last.finish_reason or "length", len(prompt.token_ids),
-            last.completion_tokens,
-        )  # fmt: skip
+        text, last, _ = await collect(self._sequence(prompt))
+        finish = last.finish_reason or "length"
+        return Completion(text, finish, len(prompt.token_ids), last.completion_tokens)
 
     async def _sequence(self, prompt: Prompt) -> AsyncIterator[Delta]:
         """One sequence through the manager, timed and counted."""

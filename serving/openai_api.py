@@ -77,13 +77,13 @@ class StreamOptions(BaseModel):
     """A last chunk, before `[DONE]`, with no choices and the request's token usage."""
 
 
-class CompletionRequest(BaseModel):
-    """Body of `POST /v1/completions` (the features this server supports)."""
+class SamplingRequest(BaseModel):
+    """What completions and chat completions share: sampling, stops, streaming, and the
+    OpenAI options this server does not support (accepted only at their defaults)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str
-    prompt: str | list[str]
     max_tokens: int | None = None
     temperature: float = Field(
         default=1.0,
@@ -94,6 +94,7 @@ class CompletionRequest(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     n: Annotated[int, _only({"type": "integer", "enum": [1]})] = 1
     stream: bool = False
+    stream_options: StreamOptions | None = None
     stop: Annotated[
         str | list[str] | None,
         WithJsonSchema(
@@ -106,47 +107,34 @@ class CompletionRequest(BaseModel):
             }
         ),
     ] = None
-    echo: Annotated[bool, _only({"type": "boolean", "enum": [False]})] = False
-    logprobs: Annotated[int | None, _only(_NULL)] = None
-    best_of: Annotated[int | None, _only({"enum": [1, None]})] = None
-    suffix: Annotated[str | None, _only(_NULL)] = None
+    seed: Annotated[int | None, _only(_NULL)] = None
     presence_penalty: Annotated[float, _only({"type": "number", "enum": [0]})] = 0.0
     frequency_penalty: Annotated[float, _only({"type": "number", "enum": [0]})] = 0.0
     logit_bias: Annotated[
         dict[str, float] | None, _only({"anyOf": [{"type": "object", "maxProperties": 0}, _NULL]})
     ] = None
-    seed: Annotated[int | None, _only(_NULL)] = None
-    stream_options: StreamOptions | None = None
     user: str | None = None
 
-    @model_validator(mode="after")
-    def _supported(self) -> CompletionRequest:
-        unsupported = {
+    def _unsupported(self) -> dict[str, bool]:
+        """Options set away from their defaults that this server cannot honour."""
+        return {
             "n": self.n != 1,
-            "echo": self.echo,
-            "logprobs": self.logprobs is not None,
-            "best_of": self.best_of not in (None, 1),
-            "suffix": self.suffix is not None,
             "presence_penalty": self.presence_penalty != 0.0,
             "frequency_penalty": self.frequency_penalty != 0.0,
             "logit_bias": bool(self.logit_bias),
             "seed": self.seed is not None,
         }
-        named = [name for name, used in unsupported.items() if used]
+
+    @model_validator(mode="after")
+    def _supported(self) -> SamplingRequest:
+        named = [name for name, used in self._unsupported().items() if used]
         if named:
             raise ValueError(f"not supported here: {', '.join(named)}; leave them at defaults")
         if isinstance(self.stop, list) and len(self.stop) > 4:
             raise ValueError("stop takes at most 4 sequences")
-        if self.stream and isinstance(self.prompt, list) and len(self.prompt) != 1:
-            raise ValueError("stream=true takes one prompt")
         if self.stream_options is not None and not self.stream:
             raise ValueError("stream_options is only allowed with stream=true")
         return self
-
-    @property
-    def prompts(self) -> list[str]:
-        """The prompts as a list."""
-        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
 
     @property
     def sampling_temperature(self) -> float:
@@ -159,6 +147,36 @@ class CompletionRequest(BaseModel):
         if self.stop is None:
             return ()
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+
+
+class CompletionRequest(SamplingRequest):
+    """Body of `POST /v1/completions` (the features this server supports)."""
+
+    prompt: str | list[str]
+    echo: Annotated[bool, _only({"type": "boolean", "enum": [False]})] = False
+    logprobs: Annotated[int | None, _only(_NULL)] = None
+    best_of: Annotated[int | None, _only({"enum": [1, None]})] = None
+    suffix: Annotated[str | None, _only(_NULL)] = None
+
+    def _unsupported(self) -> dict[str, bool]:
+        return {
+            **super()._unsupported(),
+            "echo": self.echo,
+            "logprobs": self.logprobs is not None,
+            "best_of": self.best_of not in (None, 1),
+            "suffix": self.suffix is not None,
+        }
+
+    @model_validator(mode="after")
+    def _one_prompt_to_stream(self) -> CompletionRequest:
+        if self.stream and isinstance(self.prompt, list) and len(self.prompt) != 1:
+            raise ValueError("stream=true takes one prompt")
+        return self
+
+    @property
+    def prompts(self) -> list[str]:
+        """The prompts as a list."""
+        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
 
 
 Request = TypeVar("Request", bound=BaseModel)

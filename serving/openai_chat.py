@@ -7,15 +7,9 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, WithJsonSchema, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
-from serving.openai_api import (
-    _NULL,
-    GREEDY_BELOW_TEMPERATURE,
-    CompletionUsage,
-    StreamOptions,
-    _only,
-)
+from serving.openai_api import CompletionUsage, SamplingRequest, StreamOptions, _only
 from serving.results import CompletionResult, StreamChunk
 from serving.spec import AppArgs
 
@@ -51,78 +45,26 @@ class ChatMessage(BaseModel):
     name: str | None = None
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(SamplingRequest):
     """Body of `POST /v1/chat/completions` (the features this server supports)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    model: str
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = None
     max_completion_tokens: int | None = None
-    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    n: Annotated[int, _only({"type": "integer", "enum": [1]})] = 1
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    stop: Annotated[
-        str | list[str] | None,
-        WithJsonSchema(
-            {
-                "anyOf": [
-                    {"type": "string"},
-                    {"type": "array", "items": {"type": "string"}, "maxItems": 4},
-                    _NULL,
-                ]
-            }
-        ),
-    ] = None
-    seed: Annotated[int | None, _only(_NULL)] = None
-    presence_penalty: Annotated[float, _only({"type": "number", "enum": [0]})] = 0.0
-    frequency_penalty: Annotated[float, _only({"type": "number", "enum": [0]})] = 0.0
-    logit_bias: Annotated[
-        dict[str, float] | None, _only({"anyOf": [{"type": "object", "maxProperties": 0}, _NULL]})
-    ] = None
     logprobs: Annotated[bool | None, _only({"enum": [False, None]})] = None
-    user: str | None = None
+
+    def _unsupported(self) -> dict[str, bool]:
+        return {**super()._unsupported(), "logprobs": bool(self.logprobs)}
 
     @model_validator(mode="after")
-    def _supported(self) -> ChatCompletionRequest:
-        unsupported = {
-            "n": self.n != 1,
-            "seed": self.seed is not None,
-            "presence_penalty": self.presence_penalty != 0.0,
-            "frequency_penalty": self.frequency_penalty != 0.0,
-            "logit_bias": bool(self.logit_bias),
-            "logprobs": bool(self.logprobs),
-        }
-        named = [name for name, used in unsupported.items() if used]
-        if named:
-            raise ValueError(f"not supported here: {', '.join(named)}; leave them at defaults")
-        if isinstance(self.stop, list) and len(self.stop) > 4:
-            raise ValueError("stop takes at most 4 sequences")
+    def _one_limit(self) -> ChatCompletionRequest:
         if self.max_tokens is not None and self.max_completion_tokens is not None:
             raise ValueError("give max_completion_tokens or max_tokens, not both")
-        if self.stream_options is not None and not self.stream:
-            raise ValueError("stream_options is only allowed with stream=true")
         return self
 
     @property
     def token_field(self) -> str:
         """Which of the two names for the output limit the request used."""
         return "max_tokens" if self.max_tokens is not None else "max_completion_tokens"
-
-    @property
-    def sampling_temperature(self) -> float:
-        """The temperature to sample with: 0 (greedy) for any under GREEDY_BELOW_TEMPERATURE."""
-        return 0.0 if self.temperature < GREEDY_BELOW_TEMPERATURE else self.temperature
-
-    @property
-    def stops(self) -> tuple[str, ...]:
-        """The stop sequences as a tuple."""
-        if self.stop is None:
-            return ()
-        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
     def plain_messages(self) -> list[dict[str, str]]:
         """The messages as a chat template takes them."""
