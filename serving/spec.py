@@ -139,15 +139,16 @@ def router_queue_bounds(versions: list[dict[str, Any]]) -> dict[str, Any]:
 
     The router admits what its versions hold (at one replica each), so overload is shed
     per version, where it is counted against that version, and little more: admitted
-    requests wait for the router's own CPU, and under overload every admitted request
-    costs the router as much to refuse as to forward. One batch of the largest version
-    may wait at the proxy for a router slot; beyond that the proxy sheds.
+    requests wait for the router's own CPU. As many may wait at the proxy for a router
+    slot: Serve's proxy assigns requests to a router one by one, so a burst the router
+    holds arrives there through that queue (a smaller bound refused part of a burst of
+    48 at an idle router). Overload is refused before that queue by the proxy's
+    admission, where the application sets a latency target (serving/proxy_admission.py).
     """
+    held = sum(v["max_ongoing_requests"] + v["max_queued_requests"] for v in versions)
     return {
-        "max_ongoing_requests": sum(
-            v["max_ongoing_requests"] + v["max_queued_requests"] for v in versions
-        ),
-        "max_queued_requests": max(v["max_queued_requests"] for v in versions),
+        "max_ongoing_requests": held,
+        "max_queued_requests": held,
         "backpressure_config": {"retry_after_s": RETRY_AFTER_S},
     }
 

@@ -62,4 +62,4 @@ def test_the_rule_for_the_local_batch_size() -> None:
         "backpressure_config": {"retry_after_s": RETRY_AFTER_S},
     }
     router = router_queue_bounds([version, version])
-    assert (router["max_ongoing_requests"], router["max_queued_requests"]) == (192, 32)
+    assert (router["max_ongoing_requests"], router["max_queued_requests"]) == (192, 192)

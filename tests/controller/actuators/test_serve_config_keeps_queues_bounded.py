@@ -69,7 +69,7 @@ def test_a_router_the_base_does_not_list_admits_what_its_versions_hold() -> None
     router = _deployments(doc)["router"]
     assert router["user_config"] == {"weights": {"v1": 100, "v2": 0}}
     assert router["max_ongoing_requests"] == 2 * (64 + 32)
-    assert router["max_queued_requests"] == 32
+    assert router["max_queued_requests"] == 2 * (64 + 32)
     assert router["backpressure_config"] == {"retry_after_s": RETRY_AFTER_S}
 
 
