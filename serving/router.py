@@ -120,10 +120,17 @@ class _Call:
     invoke: Callable[[DeploymentHandle, float | None], Awaitable[Any]]
     """Sends the request to a version's handle, with the wall time it must start by."""
     render: Callable[[Any], dict[str, Any]]
-    stream: Callable[[DeploymentHandle, float | None], Any] | None = None
-    """For stream=true: opens the version's stream of StreamChunk (a streaming handle's call)."""
-    events: StreamFormat | None = None
-    """For stream=true: how the chunks are written as server-sent events."""
+
+
+@dataclass(frozen=True)
+class _StreamedCall:
+    """A validated stream=true request: its model, how to open the stream, how to write it."""
+
+    model: str
+    stream: Callable[[DeploymentHandle, float | None], Any]
+    """Opens the version's stream of StreamChunk (a streaming handle's call)."""
+    events: StreamFormat
+    """How the chunks are written as server-sent events."""
 
 
 class UnavailableError(ApiError):
@@ -194,10 +201,6 @@ def error_response(error: ApiError, headers: dict[str, str] | None = None) -> JS
         }
     }
     return JSONResponse(body, status_code=error.status, headers=headers)
-
-
-async def _not_streamed(handle: DeploymentHandle, start_by: float | None) -> Any:
-    raise AssertionError("a streamed call is sent by its `stream`")
 
 
 def _application_name() -> str:
@@ -372,16 +375,14 @@ class Router:
             render=lambda result: embeddings_body(result, request.model, request.encoding_format),
         )
 
-    def _completions_call(self, body: dict[str, Any]) -> _Call:
+    def _completions_call(self, body: dict[str, Any]) -> _Call | _StreamedCall:
         request = parse_request(CompletionRequest, body)
         prompts = request.prompts
         check_inputs(prompts, "prompt", self.args)
         max_tokens = max_tokens_of(request, self.args)
         if request.stream:
-            return _Call(
+            return _StreamedCall(
                 model=request.model,
-                invoke=_not_streamed,
-                render=dict,
                 stream=lambda handle, start_by: handle.stream_completion.remote(
                     prompts[0],
                     None,
@@ -408,17 +409,15 @@ class Router:
             render=lambda result: completions_body(result, request.model),
         )
 
-    def _chat_call(self, body: dict[str, Any]) -> _Call:
+    def _chat_call(self, body: dict[str, Any]) -> _Call | _StreamedCall:
         request = parse_request(ChatCompletionRequest, body)
         messages = request.plain_messages()
         check_inputs([m["content"] for m in messages], "messages", self.args)
         max_tokens = max_tokens_of(request, self.args, request.token_field)
         sampling = (max_tokens, request.sampling_temperature, request.top_p, request.stops)
         if request.stream:
-            return _Call(
+            return _StreamedCall(
                 model=request.model,
-                invoke=_not_streamed,
-                render=dict,
                 stream=lambda handle, start_by: handle.stream_completion.remote(
                     None, messages, *sampling, start_by
                 ),
@@ -433,7 +432,10 @@ class Router:
         )
 
     async def _answer(
-        self, request: Request, task: str, prepare: Callable[[dict[str, Any]], _Call]
+        self,
+        request: Request,
+        task: str,
+        prepare: Callable[[dict[str, Any]], _Call | _StreamedCall],
     ) -> Response:
         endpoint = request.url.path.rsplit("/", 1)[-1]
         started = time.perf_counter()
@@ -450,7 +452,7 @@ class Router:
             call = prepare(await read_json_object(request, self.limits))
             pinned = resolve_model(call.model, self.args.model_name, self.args.version_names)
             version = pinned or pick_weighted(self.weights.value, self.rng)
-            if call.stream is not None:
+            if isinstance(call, _StreamedCall):
                 return await self._streamed(call, version, endpoint, started, start_by)
             result = await self._admitted(call, version, start_by)
             body = call.render(result)
@@ -478,7 +480,12 @@ class Router:
         }
 
     async def _streamed(
-        self, call: _Call, version: str, endpoint: str, started: float, start_by: float | None
+        self,
+        call: _StreamedCall,
+        version: str,
+        endpoint: str,
+        started: float,
+        start_by: float | None,
     ) -> StreamingResponse:
         """Open the version's stream and answer it as server-sent events.
 
@@ -486,7 +493,6 @@ class Router:
         here, before the 200 is sent. An error after that travels as an error event.
         Streams are not admitted by latency: their length is the answer's, not a queue's.
         """
-        assert call.stream is not None and call.events is not None
         chunks = call.stream(self.models[version].options(stream=True), start_by)
         first = await chunks.__anext__()
         events, metrics = call.events, self.metrics

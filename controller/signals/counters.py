@@ -79,7 +79,9 @@ _READ = {
     *_DEPLOYMENT_FIELDS,
 }
 _VERSION_TOTALS = {m.REQUESTS: 0, m.ERRORS: 1, m.SHED: 2, m.PROXY_SHED: 2}
-"""The summed counters of a version, by their index in `_Reading.versions`."""
+"""The summed counters of a version, by their index in `_Reading.versions` (both shed
+series add up to one)."""
+_TOTALS = len(set(_VERSION_TOTALS.values()))
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"([^"\\]*(?:\\.[^"\\]*)*)"')
 _ESCAPE = re.compile(r"\\(.)")
@@ -185,7 +187,7 @@ class _Reading:
         """The [requests, errors, shed] sums of one version."""
         totals = self.versions.get(key)
         if totals is None:
-            totals = self.versions[key] = [0.0] * 3
+            totals = self.versions[key] = [0.0] * _TOTALS
         return totals
 
     def counters(self) -> FleetCounters:
