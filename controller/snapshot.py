@@ -82,6 +82,10 @@ class VersionSnapshot:
     """Generation: p95 time to first token over the window."""
     tpot_ms: float | None = None
     """Generation: p95 time per output token over the window."""
+    ttft_histogram: LatencyHistogram | None = None
+    """Generation: time-to-first-token buckets over the window (for the canary judge)."""
+    tpot_histogram: LatencyHistogram | None = None
+    """Generation: time-per-output-token buckets over the window."""
     prompt_token_rate: float | None = None
     """Prompt (input) tokens per second of the requests this version answered."""
     output_token_rate: float | None = None

@@ -292,32 +292,48 @@ class _Tick:
             cfg.confidence,
         )
         shed = shed_regression(canary, ref, cfg.max_error_rate_increase, cfg.confidence)
-        latency = self._latency(canary, ref)
-        failed = [c.detail for c in (errors, shed, latency) if c.outcome == "fail"]
+        latencies = self._latencies(canary, ref)
+        failed = [c.detail for c in (errors, shed, *latencies) if c.outcome == "fail"]
         if failed:
             self._end("rolling-back", "fail", f"{label}: " + "; ".join(failed))
             return
-        if latency.outcome != "pass" or errors.outcome != "pass":
-            self._hold(f"{label}: {latency.detail}", in_step)
+        unsure = [c.detail for c in (errors, *latencies) if c.outcome != "pass"]
+        if unsure:
+            self._hold(f"{label}: " + "; ".join(unsure), in_step)
             return
-        passed = f"{label} passed: {errors.detail}; {shed.detail}; {latency.detail}"
+        passed = f"{label} passed: " + "; ".join(c.detail for c in (errors, shed, *latencies))
         if i + 1 >= len(steps):
             self._promote(passed)
         else:
             self._next_step(passed)
 
-    def _latency(self, canary: WindowCounts, ref: WindowCounts) -> Comparison:
-        c_hist, s_hist = to_histogram(canary["histogram"]), to_histogram(ref["histogram"])
+    def _latencies(self, canary: WindowCounts, ref: WindowCounts) -> list[Comparison]:
+        """End-to-end latency, and for generation TTFT and TPOT, each against the stable's."""
+        found = [self._latency(canary["histogram"], ref["histogram"], "latency")]
+        pairs = (
+            ("TTFT", canary.get("ttft"), ref.get("ttft")),
+            ("TPOT", canary.get("tpot"), ref.get("tpot")),
+        )
+        # Only generation versions have token buckets; both sides must, to be compared.
+        found += [self._latency(c, r, what) for what, c, r in pairs if c and r]
+        return found
+
+    def _latency(
+        self, canary: HistogramCounts | None, ref: HistogramCounts | None, what: str
+    ) -> Comparison:
+        c_hist, s_hist = to_histogram(canary), to_histogram(ref)
         if c_hist is None or s_hist is None:
-            return Comparison("inconclusive", "no latency histogram to compare")
+            return Comparison("inconclusive", f"no {what} histogram to compare")
         need = self.cfg.min_requests
         if c_hist.total < need or s_hist.total < need:
             return Comparison(
                 "inconclusive",
-                f"latency samples {c_hist.total:.0f} canary, {s_hist.total:.0f} stable "
+                f"{what} samples {c_hist.total:.0f} canary, {s_hist.total:.0f} stable "
                 f"(need {need} each)",
             )
-        return latency_regression(c_hist, s_hist, self.cfg.max_latency_ratio, self.cfg.confidence)
+        return latency_regression(
+            c_hist, s_hist, self.cfg.max_latency_ratio, self.cfg.confidence, what=what
+        )
 
     def _next_step(self, reason: str) -> None:
         st = self.st
@@ -507,37 +523,57 @@ def window_counts(vs: VersionSnapshot | None, window_s: float) -> WindowCounts |
         errors = vs.error_rate * n
     if errors is None:
         return None
-    hist = vs.latency_histogram
-    stored = None
-    if hist is not None and hist.counts:
-        stored = HistogramCounts(
-            bounds_ms=[None if math.isinf(b) else b for b in hist.bounds_ms],
-            counts=list(hist.counts),
-        )
     shed = (vs.shed_rate or 0.0) * window_s
-    return WindowCounts(requests=n, errors=errors, windows=1, histogram=stored, shed=shed)
+    counts = WindowCounts(
+        requests=n, errors=errors, windows=1, histogram=_stored(vs.latency_histogram), shed=shed
+    )
+    ttft, tpot = _stored(vs.ttft_histogram), _stored(vs.tpot_histogram)
+    if ttft is not None:
+        counts["ttft"] = ttft
+    if tpot is not None:
+        counts["tpot"] = tpot
+    return counts
+
+
+def _stored(hist: LatencyHistogram | None) -> HistogramCounts | None:
+    if hist is None or not hist.counts:
+        return None
+    return HistogramCounts(
+        bounds_ms=[None if math.isinf(b) else b for b in hist.bounds_ms],
+        counts=list(hist.counts),
+    )
+
+
+def _added(old: HistogramCounts | None, new: HistogramCounts | None) -> HistogramCounts | None:
+    """Buckets of disjoint windows summed; the latest layout wins when the bounds changed."""
+    if new is None:
+        return old
+    if old is None or old["bounds_ms"] != new["bounds_ms"]:
+        return new
+    return HistogramCounts(
+        bounds_ms=new["bounds_ms"],
+        counts=[a + b for a, b in zip(old["counts"], new["counts"], strict=True)],
+    )
 
 
 def add_counts(acc: WindowCounts | None, more: WindowCounts) -> WindowCounts:
     """Counts of two sets of disjoint windows together (latest buckets win on a layout change)."""
     if acc is None:
         return more
-    hist = more["histogram"]
-    old = acc["histogram"]
-    if hist is not None and old is not None and old["bounds_ms"] == hist["bounds_ms"]:
-        hist = HistogramCounts(
-            bounds_ms=hist["bounds_ms"],
-            counts=[a + b for a, b in zip(old["counts"], hist["counts"], strict=True)],
-        )
-    elif hist is None:
-        hist = old
-    return WindowCounts(
+    total = WindowCounts(
         requests=acc["requests"] + more["requests"],
         errors=acc["errors"] + more["errors"],
         windows=acc["windows"] + more["windows"],
-        histogram=hist,
+        histogram=_added(acc["histogram"], more["histogram"]),
         shed=acc.get("shed", 0.0) + more.get("shed", 0.0),
     )
+    ttft = _added(acc.get("ttft"), more.get("ttft"))
+    tpot = _added(acc.get("tpot"), more.get("tpot"))
+    if ttft is not None:
+        total["ttft"] = ttft
+    if tpot is not None:
+        total["tpot"] = tpot
+    return total
 
 
 def to_histogram(stored: HistogramCounts | None) -> LatencyHistogram | None:

@@ -129,6 +129,10 @@ class _WindowCountsShed(TypedDict, total=False):
     shed: Amount
     """Requests refused for overload (503): not in `requests`, and no error of the version.
     Absent in state saved before it was counted: none."""
+    ttft: HistogramCounts
+    """Generation: time-to-first-token buckets (absent for encoders)."""
+    tpot: HistogramCounts
+    """Generation: time-per-output-token buckets (absent for encoders)."""
 
 
 @with_config(STRICT)

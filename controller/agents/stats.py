@@ -120,31 +120,36 @@ def latency_regression(
     max_ratio: float,
     confidence: float,
     quantile: float = 0.95,
+    what: str = "latency",
 ) -> Comparison:
-    """Fail when the canary's p95 is significantly above `max_ratio` x the stable's p95."""
+    """Fail when the canary's p95 is significantly above `max_ratio` x the stable's p95.
+
+    `what` names the measure (latency, TTFT, TPOT) in the verdict.
+    """
     n = round(canary.total)
     if n <= 0 or stable.total <= 0:
-        return Comparison("inconclusive", "no latency samples to compare")
+        return Comparison("inconclusive", f"no {what} samples to compare")
     stable_q = stable.quantile(quantile)
     stable_hi = quantile_upper_bound(stable, quantile, confidence)
     if stable_q is None or stable_hi is None:
-        return Comparison("inconclusive", "the stable's latency quantile is unknown")
+        return Comparison("inconclusive", f"the stable's {what} quantile is unknown")
     threshold = stable_hi * max_ratio
     above = count_above(canary, threshold)
     if above is None:
         return Comparison(
             "inconclusive",
-            f"threshold {threshold:.0f} ms lies in the histogram's open +Inf bucket",
+            f"{what} threshold {threshold:.0f} ms lies in the histogram's open +Inf bucket",
         )
     k = round(above)
     tail = 1 - quantile
     p_value = float(binom.sf(k - 1, n, tail)) if k > 0 else 1.0
     canary_q = canary.quantile(quantile)
+    prefix = "" if what == "latency" else f"{what} "
     summary = (
-        f"canary p{quantile * 100:.0f} {canary_q or 0:.0f} ms vs stable {stable_q:.0f} ms "
-        f"(bound {stable_hi:.0f} ms x {max_ratio:g} = {threshold:.0f} ms); "
-        f"{k}/{n} canary requests above it ({k / n:.1%}, allowed {tail:.0%}), p={p_value:.3g}"
+        f"{prefix}canary p{quantile * 100:.0f} {canary_q or 0:.1f} ms vs stable "
+        f"{stable_q:.1f} ms (bound {stable_hi:.1f} ms x {max_ratio:g} = {threshold:.1f} ms); "
+        f"{k}/{n} canary samples above it ({k / n:.1%}, allowed {tail:.0%}), p={p_value:.3g}"
     )
     if p_value < 1 - confidence:
-        return Comparison("fail", f"latency regressed: {summary}", p_value)
+        return Comparison("fail", f"{what} regressed: {summary}", p_value)
     return Comparison("pass", summary, p_value)

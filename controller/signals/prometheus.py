@@ -56,6 +56,8 @@ _METRIC_FIELDS = (
     "shed_rate",
     "ttft_ms",
     "tpot_ms",
+    "ttft_histogram",
+    "tpot_histogram",
 )
 _FAILURE_LINE = re.compile(r"^prometheus query (?P<query>\S+) failed \((?P<reason>\w+)\): ")
 
@@ -95,8 +97,8 @@ class _Answers:
     """By query name: the series of governed applications."""
     apps: dict[str, set[str]]
     """By query name: the applications the answer has series of."""
-    buckets: dict[tuple[str, str], dict[float, float]]
-    """By (application, version): latency bucket counts by upper bound."""
+    buckets: dict[str, dict[tuple[str, str], dict[float, float]]]
+    """By bucket query name, then (application, version): bucket counts by upper bound."""
 
 
 class PrometheusSource:
@@ -140,7 +142,7 @@ class PrometheusSource:
         now = self.clock.now()
         base = self.replicas_from.observe() if self.replicas_from is not None else None
         series, failures = self._run(self._wanted(base is None), now.timestamp())
-        answers = _index(series, self.queries.latency_buckets.name)
+        answers = _index(series, self.queries.bucket_queries())
         stale_apps = self._stale_apps(series.get("freshness"), now.timestamp(), failures)
         apps = tuple(
             self._app(app, base.app(app.name) if base else None, answers, failures, stale_apps)
@@ -224,9 +226,11 @@ class PrometheusSource:
         present = {} if app.name in stale_apps else self._present_for(app.name, answers, failures)
         versions = []
         for v in app.versions:
-            buckets = None
-            if q.latency_buckets.name in present:
-                buckets = answers.buckets.get((app.name, v.name))
+            buckets = {
+                name: by_version.get((app.name, v.name))
+                for name, by_version in answers.buckets.items()
+                if name in present
+            }
             fields = _version_fields(q, present, app.name, v, buckets)
             fields = {**fields, **_per_window(fields, self.window_s)}
             metrics: dict[str, Any] = {f: fields.get(f) for f in _METRIC_FIELDS}
@@ -264,7 +268,7 @@ class PrometheusSource:
             q.error_rate.name,
             q.shed_rate.name,
             q.output_token_rate.name,
-            *(query.name for query in q.token_p95.values()),
+            *(query.name for query in q.token_buckets.values()),
         }
         kept = {}
         for name, series in answers.series.items():
@@ -290,14 +294,16 @@ def _keyed(query: Query, samples: Sequence[Sample], governed: frozenset[str]) ->
     return series
 
 
-def _index(series: dict[str, Series], buckets_query: str) -> _Answers:
+def _index(series: dict[str, Series], bucket_queries: Sequence[str]) -> _Answers:
     """One pass over each answer: which applications it has, and buckets by version."""
     apps = {name: {key[0] for key in values} for name, values in series.items()}
-    buckets: dict[tuple[str, str], dict[float, float]] = {}
-    for (app, version, le), count in (series.get(buckets_query) or {}).items():
-        if not math.isnan(count):
-            bound = math.inf if le in ("+Inf", "Inf", "inf") else float(le)
-            buckets.setdefault((app, version), {})[bound] = count
+    buckets: dict[str, dict[tuple[str, str], dict[float, float]]] = {}
+    for name in bucket_queries:
+        by_version = buckets[name] = {}
+        for (app, version, le), count in (series.get(name) or {}).items():
+            if not math.isnan(count):
+                bound = math.inf if le in ("+Inf", "Inf", "inf") else float(le)
+                by_version.setdefault((app, version), {})[bound] = count
     return _Answers(series, apps, buckets)
 
 
@@ -314,7 +320,7 @@ def _version_fields(
     answers: dict[str, Series],
     app: str,
     v: VersionConfig,
-    buckets: dict[float, float] | None,
+    buckets: dict[str, dict[float, float] | None],
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if q.request_rate.name in answers:
@@ -331,11 +337,14 @@ def _version_fields(
             fields["shed_rate"] = _get(answers, q.shed_rate, app, v.name) or 0.0
     for name, (_, query) in q.quantiles.items():
         fields[f"{name}_ms"] = _get(answers, query, app, v.name)
-    for field, query in q.token_p95.items():
-        fields[field] = _get(answers, query, app, v.name)
-    histogram = _histogram(buckets)
+    histogram = _histogram(buckets.get(q.latency_buckets.name))
     if histogram is not None and histogram.total > 0:
         fields["latency_histogram"] = histogram
+    for kind, query in q.token_buckets.items():
+        tokens = _histogram(buckets.get(query.name))
+        if tokens is not None and tokens.total > 0:
+            fields[f"{kind}_histogram"] = tokens
+            fields[f"{kind}_ms"] = tokens.quantile(0.95)
     fields["queue_length"] = _get(answers, q.queue, app, v.deployment)
     fields["batch_size"] = _get(answers, q.batch_size, app, v.deployment)
     fields["prompt_token_rate"] = _get(answers, q.prompt_token_rate, app, v.deployment)

@@ -54,8 +54,8 @@ class QuerySet:
     error_rate: Query
     shed_rate: Query
     quantiles: dict[str, tuple[float, Query]]
-    token_p95: dict[str, Query]
-    """`ttft_ms` and `tpot_ms`: p95 of generation versions' token latencies."""
+    token_buckets: dict[str, Query]
+    """`ttft` and `tpot`: increase of generation versions' token latency buckets."""
     latency_buckets: Query
     queue: Query
     batch_size: Query
@@ -64,6 +64,10 @@ class QuerySet:
     replicas: Query
     weights: Query
     freshness: Query
+
+    def bucket_queries(self) -> tuple[str, ...]:
+        """Names of the queries whose answers are histogram buckets by version and `le`."""
+        return (self.latency_buckets.name, *(q.name for q in self.token_buckets.values()))
 
     def all(self) -> tuple[Query, ...]:
         """Every query, in the order the source runs them."""
@@ -78,7 +82,7 @@ class QuerySet:
             self.batch_size,
             self.prompt_token_rate,
             self.output_token_rate,
-            *self.token_p95.values(),
+            *self.token_buckets.values(),
             self.replicas,
             self.weights,
         )
@@ -111,6 +115,11 @@ def build_queries(config: PrometheusConfig, apps: Sequence[str]) -> QuerySet:
         either = " or ".join(f"rate({name}{sel}[{w}])" for name in names)
         return f"sum by ({', '.join(by)}) ({either})"
 
+    def buckets(name: str, series: str) -> Query:
+        return Query(
+            name, f"sum by (le, {app}, {ver}) (increase({series}{sel}[{w}]))", (*by_version, "le")
+        )
+
     quantiles = {
         name: (
             q,
@@ -127,19 +136,11 @@ def build_queries(config: PrometheusConfig, apps: Sequence[str]) -> QuerySet:
         error_rate=Query("error_rate", rate(m.ERRORS, by_version), by_version),
         shed_rate=Query("shed_rate", rate_of_any((m.SHED, m.PROXY_SHED), by_version), by_version),
         quantiles=quantiles,
-        token_p95={
-            field: Query(
-                field,
-                f"histogram_quantile(0.95, {rate(series, ('le', *by_version))})",
-                by_version,
-            )
-            for field, series in (("ttft_ms", m.TTFT_BUCKET), ("tpot_ms", m.TPOT_BUCKET))
+        token_buckets={
+            kind: buckets(f"{kind}_buckets", series)
+            for kind, series in (("ttft", m.TTFT_BUCKET), ("tpot", m.TPOT_BUCKET))
         },
-        latency_buckets=Query(
-            "latency_buckets",
-            f"sum by (le, {app}, {ver}) (increase({m.LATENCY_BUCKET}{sel}[{w}]))",
-            (*by_version, "le"),
-        ),
+        latency_buckets=buckets("latency_buckets", m.LATENCY_BUCKET),
         queue=Query("queue", f"sum by ({app}, {dep}) ({m.ONGOING}{sel})", by_deployment),
         batch_size=Query(
             "batch_size",

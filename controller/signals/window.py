@@ -54,8 +54,10 @@ def window_fields(w: CounterWindow) -> dict[str, Any]:
         fields["latency_p99_ms"] = latency.quantile(0.99)
     ttft, tpot = _observed(w.ttft), _observed(w.tpot)
     if ttft is not None:
+        fields["ttft_histogram"] = ttft
         fields["ttft_ms"] = ttft.quantile(0.95)
     if tpot is not None:
+        fields["tpot_histogram"] = tpot
         fields["tpot_ms"] = tpot.quantile(0.95)
     if w.prompt_tokens is not None:
         fields["prompt_token_rate"] = w.prompt_tokens / w.seconds

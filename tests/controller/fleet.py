@@ -26,9 +26,15 @@ from controller.snapshot import (
     Snapshot,
     VersionSnapshot,
 )
+from serving.metrics import LATENCY_BUCKETS_MS, TOKEN_TIME_BUCKETS_MS
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 BOUNDS_MS = (10.0, 25, 50, 75, 100, 125, 150, 200, 250, 300, 400, 500, 750, 1000, 2000, math.inf)
+TOKEN_BOUNDS_MS = {
+    "ttft": (*(float(b) for b in LATENCY_BUCKETS_MS), math.inf),
+    "tpot": (*(float(b) for b in TOKEN_TIME_BUCKETS_MS), math.inf),
+}
+"""The generation replicas' TTFT and TPOT buckets."""
 
 
 def app_doc(
@@ -186,6 +192,10 @@ class CanaryWorld:
     error_rate: dict[str, float] = field(default_factory=lambda: {"v1": 0.001, "v2": 0.001})
     shed_share: dict[str, float] = field(default_factory=dict)
     """Share of what a version is offered that its router sheds for overload (none)."""
+    ttft_median_ms: dict[str, float] = field(default_factory=dict)
+    """Generation versions: median time to first token (none: an encoder)."""
+    tpot_median_ms: dict[str, float] = field(default_factory=dict)
+    """Generation versions: median time per output token."""
     app: str = "embed"
     window_s: float = 30.0
 
@@ -200,6 +210,13 @@ class CanaryWorld:
             shed_rate = offered * self.shed_share.get(name, 0.0)
             n = (offered - shed_rate) * self.window_s
             hist = lognormal_histogram(n, median)
+            tokens = {
+                f"{kind}_histogram": lognormal_histogram(
+                    n, medians[name], bounds=TOKEN_BOUNDS_MS[kind]
+                )
+                for kind, medians in (("ttft", self.ttft_median_ms), ("tpot", self.tpot_median_ms))
+                if name in medians
+            }
             out.append(
                 version(
                     self.app,
@@ -212,6 +229,7 @@ class CanaryWorld:
                     error_count=n * self.error_rate[name],
                     error_rate=self.error_rate[name] if n else 0.0,
                     latency_histogram=hist,
+                    **tokens,
                 )
             )
         return snapshot(*out, weights=dict(weights), window_s=self.window_s)

@@ -123,6 +123,41 @@ def test_load_shed_alike_by_both_versions_does_not_fail_the_canary() -> None:
     assert "shed canary" in view(loop)["reason"]
 
 
+def test_rollback_when_the_canary_is_slower_to_first_token_only() -> None:
+    # Same answers end to end, but a generation canary that keeps users waiting longer for
+    # the first token: the end-to-end latency alone would promote it.
+    world = CanaryWorld(
+        ttft_median_ms={"v1": 100.0, "v2": 250.0}, tpot_median_ms={"v1": 20.0, "v2": 20.0}
+    )
+    loop = Loop(canary_config(min_replicas=0), world)
+    run_until(loop, "rolling-back")
+    v = view(loop)
+    assert v["verdict"] == "fail" and "TTFT regressed" in v["reason"]
+    assert "TPOT regressed" not in v["reason"] and "latency regressed" not in v["reason"]
+    assert loop.weights[APP] == {"v1": 100, "v2": 0}
+
+
+def test_rollback_when_the_canary_streams_tokens_slower() -> None:
+    world = CanaryWorld(
+        ttft_median_ms={"v1": 100.0, "v2": 100.0}, tpot_median_ms={"v1": 20.0, "v2": 40.0}
+    )
+    loop = Loop(canary_config(min_replicas=0), world)
+    run_until(loop, "rolling-back")
+    v = view(loop)
+    assert v["verdict"] == "fail" and "TPOT regressed" in v["reason"]
+    assert "TTFT regressed" not in v["reason"]
+
+
+def test_a_generation_canary_alike_on_every_latency_is_promoted_with_token_evidence() -> None:
+    world = CanaryWorld(
+        ttft_median_ms={"v1": 100.0, "v2": 100.0}, tpot_median_ms={"v1": 20.0, "v2": 20.0}
+    )
+    loop = Loop(canary_config(min_replicas=0), world)
+    run_until(loop, "promoted")
+    reason = view(loop)["reason"]
+    assert "TTFT canary p95" in reason and "TPOT canary p95" in reason
+
+
 def test_hold_when_inconclusive() -> None:
     loop = Loop(canary_config(), CanaryWorld(rate=0.5))
     loop.run(600)

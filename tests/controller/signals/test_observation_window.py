@@ -30,10 +30,10 @@ LATENCY = LatencyHistogram((50.0, 100.0, INF), (100.0, 290.0, 300.0))
 
 
 def test_window_fields_turns_increases_into_rates_quantiles_and_means() -> None:
+    ttft = LatencyHistogram((100.0, 500.0, INF), (200.0, 300.0, 300.0))
+    tpot = LatencyHistogram((10.0, 50.0, INF), (0.0, 300.0, 300.0))
     window = CounterWindow(
-        seconds=30.0, requests=300.0, errors=3.0, latency=LATENCY,
-        ttft=LatencyHistogram((100.0, 500.0, INF), (200.0, 300.0, 300.0)),
-        tpot=LatencyHistogram((10.0, 50.0, INF), (0.0, 300.0, 300.0)),
+        seconds=30.0, requests=300.0, errors=3.0, latency=LATENCY, ttft=ttft, tpot=tpot,
         prompt_tokens=9000.0, output_tokens=1500.0, batches=60.0, batched_inputs=240.0,
     )
     fields = window_fields(window)
@@ -51,6 +51,8 @@ def test_window_fields_turns_increases_into_rates_quantiles_and_means() -> None:
         # TTFT rank 285 in (100, 500]: 100 + 400 x 85/100; TPOT rank 285 in (10, 50].
         "ttft_ms": pytest.approx(100 + 400 * 85 / 100),
         "tpot_ms": pytest.approx(10 + 40 * 285 / 300),
+        "ttft_histogram": ttft,
+        "tpot_histogram": tpot,
         "prompt_token_rate": 300.0,
         "output_token_rate": 50.0,
         "batch_size": 4.0,

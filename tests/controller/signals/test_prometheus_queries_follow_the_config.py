@@ -55,8 +55,8 @@ def test_every_query_runs_once_freshness_first_then_router_then_model_then_repli
         "batch_size",
         "prompt_token_rate",
         "output_token_rate",
-        "ttft_ms",
-        "tpot_ms",
+        "ttft_buckets",
+        "tpot_buckets",
         "replicas",
         "weights",
     ]

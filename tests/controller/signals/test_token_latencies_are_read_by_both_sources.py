@@ -56,17 +56,36 @@ def test_token_buckets_are_summed_over_replicas() -> None:
     assert list(counts) == [2, 4, 6, 6]
 
 
-def test_the_prometheus_source_reads_the_same_p95s() -> None:
+def test_the_prometheus_source_reads_the_same_p95s_and_buckets() -> None:
     source, fake, _ = make()
-    assert metric_names_in(source.queries.token_p95["ttft_ms"].expr) == {m.TTFT_BUCKET}
-    assert metric_names_in(source.queries.token_p95["tpot_ms"].expr) == {m.TPOT_BUCKET}
-    fake.answers["ttft_ms"] = [({"application": "embed", "version": "v1"}, 97.5)]
-    fake.answers["tpot_ms"] = [({"application": "embed", "version": "v1"}, 9.5)]
+    assert metric_names_in(source.queries.token_buckets["ttft"].expr) == {m.TTFT_BUCKET}
+    assert metric_names_in(source.queries.token_buckets["tpot"].expr) == {m.TPOT_BUCKET}
+    v1 = {"application": "embed", "version": "v1"}
+    for name, counts in (("ttft_buckets", (0, 0, 100, 100)), ("tpot_buckets", (100,) * 4)):
+        fake.answers[name] = [({**v1, "le": le}, n) for le, n in zip(BOUNDS, counts, strict=True)]
     snap = source.observe()
-    v1, v2 = snap.version("embed", "v1"), snap.version("embed", "v2")
-    assert v1 is not None and (v1.ttft_ms, v1.tpot_ms) == (97.5, 9.5)
-    assert v2 is not None and v2.ttft_ms is None
+    got, v2 = snap.version("embed", "v1"), snap.version("embed", "v2")
+    assert got is not None and v2 is not None
+    assert got.ttft_ms == pytest.approx(50 + 0.95 * 50)
+    assert got.tpot_ms == pytest.approx(0.95 * 10)
+    assert got.ttft_histogram is not None and got.ttft_histogram.total == 100
+    assert v2.ttft_ms is None and v2.ttft_histogram is None
     assert query_failures(snap.problems) == []
+
+
+def test_both_sources_give_the_canary_judge_the_same_token_buckets() -> None:
+    embedded = embedded_v1(
+        exposition(10, 0, {}) + token_histograms((0, 0, 0, 0), (0, 0, 0, 0)),
+        exposition(110, 0, {}) + token_histograms((5, 40, 90, 100), (60, 100, 100, 100)),
+    )
+    source, fake, _ = make()
+    v1 = {"application": "embed", "version": "v1"}
+    for name, counts in (("ttft_buckets", (5, 40, 90, 100)), ("tpot_buckets", (60, 100, 100, 100))):
+        fake.answers[name] = [({**v1, "le": le}, n) for le, n in zip(BOUNDS, counts, strict=True)]
+    read = source.observe().version("embed", "v1")
+    assert read is not None
+    assert read.ttft_histogram == embedded.ttft_histogram
+    assert read.tpot_histogram == embedded.tpot_histogram
 
 
 def test_an_application_without_token_series_has_no_problem() -> None:
