@@ -31,6 +31,7 @@ test: $(STAMP)
 	bash scripts/ensure-prometheus.sh
 	bash scripts/build-k8s.sh
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check serving controller kuberay
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest

@@ -24,8 +24,9 @@ def _shapes(raw: list[str] | None) -> tuple[tuple[int, int], ...] | None:
         try:
             out.append((int(prompt), int(output or 0)))
         except ValueError:
-            raise ConfigError(f"--shape {item!r}: expected PROMPT:OUTPUT tokens, e.g. 512:128"
-                              ) from None
+            raise ConfigError(
+                f"--shape {item!r}: expected PROMPT:OUTPUT tokens, e.g. 512:128"
+            ) from None
         if out[-1][0] < 1 or out[-1][1] < 0:
             raise ConfigError(f"--shape {item!r}: prompt tokens must be >= 1, output >= 0")
     return tuple(out)
@@ -34,16 +35,25 @@ def _shapes(raw: list[str] | None) -> tuple[tuple[int, int], ...] | None:
 def calibrate(
     config_path: Annotated[Path, typer.Option("--config", "-c", help="The daemon's YAML config.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the calibration.")],
-    profile_path: Annotated[Path | None, typer.Option(
-        "--profile", help="Calibrate a simulated replica of this service-time profile.")] = None,
-    url: Annotated[str | None, typer.Option(
-        "--url", help="Calibrate a live deployment behind this OpenAI-compatible base URL.")
+    profile_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--profile", help="Calibrate a simulated replica of this service-time profile."
+        ),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url", help="Calibrate a live deployment behind this OpenAI-compatible base URL."
+        ),
     ] = None,
     app_name: Annotated[str | None, typer.Option("--app", help="Application (SLO).")] = None,
     model: Annotated[str | None, typer.Option(help="Live: the model name requests carry.")] = None,
     kind: Annotated[str, typer.Option(help="Live: encoder or generation.")] = "encoder",
-    shape: Annotated[list[str] | None, typer.Option(
-        help="Live: PROMPT:OUTPUT tokens of one load shape; repeatable.")] = None,
+    shape: Annotated[
+        list[str] | None,
+        typer.Option(help="Live: PROMPT:OUTPUT tokens of one load shape; repeatable."),
+    ] = None,
     step_s: Annotated[float, typer.Option(min=1, help="Live: seconds per load step.")] = 10.0,
     max_rps: Annotated[float, typer.Option(min=0.1, help="Live: highest rate tried.")] = 256.0,
 ) -> None:
@@ -54,33 +64,63 @@ def calibrate(
             raise ConfigError("give exactly one of --profile (simulated) or --url (live)")
         if kind not in ("encoder", "generation"):
             raise ConfigError(f"--kind {kind!r}: expected encoder or generation")
-        result = _run(config_path, profile_path, url, app_name, model, kind, _shapes(shape),
-                      step_s, max_rps, err)
+        result = _run(
+            config_path,
+            profile_path,
+            url,
+            app_name,
+            model,
+            kind,
+            _shapes(shape),
+            step_s,
+            max_rps,
+            err,
+        )
     except GovernorError as e:
         err.print(f"[bold red]error[/] ({e.kind}): {e}", highlight=False)
         raise typer.Exit(2) from e
     from controller.calibration.model import write_calibration
 
     command = "governor calibrate " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-    write_calibration(result, out, f"Written by: {command}\nReference it from a config as "
-                      "scaling.calibration (a path relative to the config's folder).")
+    write_calibration(
+        result,
+        out,
+        f"Written by: {command}\nReference it from a config as "
+        "scaling.calibration (a path relative to the config's folder).",
+    )
     w = result.work
-    err.print(f"wrote {out}: {w.per_request_s * 1e3:.3g} ms per request + "
-              f"{w.per_prompt_token_s * 1e6:.3g} us per prompt token + "
-              f"{w.per_output_token_s * 1e6:.3g} us per output token (largest error "
-              f"{result.fit_error:.0%} over {len(result.points)} shapes)", highlight=False)
+    err.print(
+        f"wrote {out}: {w.per_request_s * 1e3:.3g} ms per request + "
+        f"{w.per_prompt_token_s * 1e6:.3g} us per prompt token + "
+        f"{w.per_output_token_s * 1e6:.3g} us per output token (largest error "
+        f"{result.fit_error:.0%} over {len(result.points)} shapes)",
+        highlight=False,
+    )
 
 
-def _run(config_path: Path, profile_path: Path | None, url: str | None, app_name: str | None,
-         model: str | None, kind: str, shapes: tuple[tuple[int, int], ...] | None,
-         step_s: float, max_rps: float, err: Console) -> Calibration:
+def _run(
+    config_path: Path,
+    profile_path: Path | None,
+    url: str | None,
+    app_name: str | None,
+    model: str | None,
+    kind: str,
+    shapes: tuple[tuple[int, int], ...] | None,
+    step_s: float,
+    max_rps: float,
+    err: Console,
+) -> Calibration:
     from controller.config import load_config
     from controller.sim.runner import find_app
 
     config = load_config(config_path)
     app = find_app(config, app_name)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=err, transient=True) as bar:
         if profile_path is not None:
             from controller.calibration.simulated import calibrate_profile, shapes_for
@@ -105,6 +145,13 @@ def _run(config_path: Path, profile_path: Path | None, url: str | None, app_name
             bar.advance(task)
             err.print(f"  {what}", highlight=False)
 
-        return calibrate_live(http_sender(url, model or app.name, kind), app, kind, chosen,
-                              f"live load test of {url} ({app.name})", step_s=step_s,
-                              max_rps=max_rps, done=done)
+        return calibrate_live(
+            http_sender(url, model or app.name, kind),
+            app,
+            kind,
+            chosen,
+            f"live load test of {url} ({app.name})",
+            step_s=step_s,
+            max_rps=max_rps,
+            done=done,
+        )

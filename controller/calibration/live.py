@@ -50,7 +50,8 @@ class StepResult:
 def http_sender(url: str, model: str, kind: str, timeout_s: float = 60.0) -> Send:
     """A sender that posts embeddings or completions to a live OpenAI-compatible endpoint."""
     route, body = (
-        ("/v1/embeddings", embedding_body) if kind == "encoder"
+        ("/v1/embeddings", embedding_body)
+        if kind == "encoder"
         else ("/v1/completions", completion_body)
     )
 
@@ -60,8 +61,9 @@ def http_sender(url: str, model: str, kind: str, timeout_s: float = 60.0) -> Sen
     return send
 
 
-def poisson_step(rate: float, seconds: float, prompt: int, output: int, seed: int
-                 ) -> list[ReplayRequest]:
+def poisson_step(
+    rate: float, seconds: float, prompt: int, output: int, seed: int
+) -> list[ReplayRequest]:
     """Poisson arrivals at `rate` for `seconds`, every request of one shape."""
     rng = np.random.default_rng(seed)
     gaps = rng.exponential(1.0 / rate, size=max(1, int(rate * seconds * 1.5) + 1))
@@ -69,8 +71,9 @@ def poisson_step(rate: float, seconds: float, prompt: int, output: int, seed: in
     return [ReplayRequest(float(t), prompt, output) for t in times[times < seconds]]
 
 
-def run_step(send: Send, rate: float, seconds: float, prompt: int, output: int, seed: int
-             ) -> StepResult:
+def run_step(
+    send: Send, rate: float, seconds: float, prompt: int, output: int, seed: int
+) -> StepResult:
     """Send one step and summarize what came back."""
     results = send(poisson_step(rate, seconds, prompt, output, seed))
     if not results:
@@ -79,13 +82,22 @@ def run_step(send: Send, rate: float, seconds: float, prompt: int, output: int, 
     errors = sum(1 for r in results if not r.ok) / len(results)
     if latencies.size == 0:
         return StepResult(rate, float("inf"), float("inf"), errors)
-    return StepResult(rate, float(np.quantile(latencies, 0.95)), float(latencies.mean()) / 1000,
-                      errors)
+    return StepResult(
+        rate, float(np.quantile(latencies, 0.95)), float(latencies.mean()) / 1000, errors
+    )
 
 
 def measure_shape(
-    send: Send, app: AppConfig, prompt: int, output: int, *, start_rps: float, max_rps: float,
-    step_s: float, refine: int, done: StepDone | None = None,
+    send: Send,
+    app: AppConfig,
+    prompt: int,
+    output: int,
+    *,
+    start_rps: float,
+    max_rps: float,
+    step_s: float,
+    refine: int,
+    done: StepDone | None = None,
 ) -> LoadPoint:
     """The highest rate one replica serves within the SLO at one shape, and its in-flight."""
     slo, errors = app.slo.latency_p95_ms, app.slo.max_error_rate
@@ -96,8 +108,10 @@ def measure_shape(
         steps.append(result)
         if done is not None:
             verdict = "within" if result.within(slo, errors) else "beyond"
-            done(f"{prompt} in / {output} out at {rate:.2f} req/s: p95 {result.p95_ms:.0f} ms, "
-                 f"errors {result.error_rate:.1%} ({verdict} the SLO)")
+            done(
+                f"{prompt} in / {output} out at {rate:.2f} req/s: p95 {result.p95_ms:.0f} ms, "
+                f"errors {result.error_rate:.1%} ({verdict} the SLO)"
+            )
         return result
 
     lo, hi = 0.0, min(start_rps, max_rps)
@@ -115,7 +129,8 @@ def measure_shape(
             raise GovernorError(
                 f"{prompt} in / {output} out: even {rate:.3g} req/s breaks the SLO "
                 f"(p95 {steps[-1].p95_ms:.0f} ms, errors {steps[-1].error_rate:.1%}); is "
-                "the deployment at one healthy replica, and the SLO reachable at all?")
+                "the deployment at one healthy replica, and the SLO reachable at all?"
+            )
     if hi <= max_rps:
         for _ in range(refine):
             mid = (lo + hi) / 2
@@ -124,30 +139,58 @@ def measure_shape(
             else:
                 hi = mid
     target = lo * app.scaling.target_utilization
-    near = min((s for s in steps if s.within(slo, errors)), key=lambda s: abs(s.rate - target),
-               default=None)
+    near = min(
+        (s for s in steps if s.within(slo, errors)),
+        key=lambda s: abs(s.rate - target),
+        default=None,
+    )
     in_flight = target * near.mean_s if near is not None else 1.0
-    return LoadPoint(prompt_tokens=prompt, output_tokens=output, capacity_rps=lo,
-                     in_flight=in_flight)
+    return LoadPoint(
+        prompt_tokens=prompt, output_tokens=output, capacity_rps=lo, in_flight=in_flight
+    )
 
 
 def calibrate_live(
-    send: Send, app: AppConfig, kind: str, shapes: tuple[tuple[int, int], ...], source: str, *,
-    start_rps: float = 1.0, max_rps: float = 512.0, step_s: float = 10.0, refine: int = 2,
+    send: Send,
+    app: AppConfig,
+    kind: str,
+    shapes: tuple[tuple[int, int], ...],
+    source: str,
+    *,
+    start_rps: float = 1.0,
+    max_rps: float = 512.0,
+    step_s: float = 10.0,
+    refine: int = 2,
     done: StepDone | None = None,
 ) -> Calibration:
     """Measure each shape on a live deployment of one replica and fit the work model."""
     points = [
-        measure_shape(send, app, p, o, start_rps=start_rps, max_rps=max_rps, step_s=step_s,
-                      refine=refine, done=done)
+        measure_shape(
+            send,
+            app,
+            p,
+            o,
+            start_rps=start_rps,
+            max_rps=max_rps,
+            step_s=step_s,
+            refine=refine,
+            done=done,
+        )
         for p, o in shapes
     ]
     reference = points[min(REFERENCE_INDEX, len(points) - 1)]
     work, error = fit_work(points, reference)
     return Calibration(
-        kind="encoder" if kind == "encoder" else "generation", source=source,
-        slo={"latency_ms": app.slo.latency_p95_ms, "max_error_rate": app.slo.max_error_rate,
-             "target_attainment": app.slo.target_attainment},
-        target_utilization=app.scaling.target_utilization, points=points, work=work,
-        in_flight_per_replica=max(reference.in_flight, 1e-3), fit_error=error,
+        kind="encoder" if kind == "encoder" else "generation",
+        source=source,
+        slo={
+            "latency_ms": app.slo.latency_p95_ms,
+            "max_error_rate": app.slo.max_error_rate,
+            "target_attainment": app.slo.target_attainment,
+        },
+        target_utilization=app.scaling.target_utilization,
+        points=points,
+        work=work,
+        in_flight_per_replica=max(reference.in_flight, 1e-3),
+        fit_error=error,
     )

@@ -27,8 +27,10 @@ Step = Callable[[int, int, str], None]
 def shape_trace(prompt: int, output: int) -> Trace:
     """A one-request mix: every load-test request has these token counts."""
     return Trace(
-        arrival_s=np.zeros(1), prompt_tokens=np.array([prompt], dtype=np.int64),
-        output_tokens=np.array([max(output, 1)], dtype=np.int64), start=EPOCH,
+        arrival_s=np.zeros(1),
+        prompt_tokens=np.array([prompt], dtype=np.int64),
+        output_tokens=np.array([max(output, 1)], dtype=np.int64),
+        start=EPOCH,
         source=f"shape({prompt} in, {output} out)",
     )
 
@@ -42,7 +44,10 @@ def shapes_for(profile: Profile) -> tuple[tuple[int, int], ...]:
 
 
 def calibrate_profile(
-    profile: Profile, app: AppConfig, source: str, step: Step | None = None,
+    profile: Profile,
+    app: AppConfig,
+    source: str,
+    step: Step | None = None,
     duration_s: float = 300.0,
 ) -> Calibration:
     """Measure one replica of `profile` at each shape under `app`'s SLO and fit the work model."""
@@ -53,18 +58,36 @@ def calibrate_profile(
         mix = shape_trace(prompt, output)
         capacity = replica_capacity(profile, app, mix, duration_s=duration_s)
         in_flight = in_flight_at(profile, app, capacity * utilization, mix, duration_s)
-        points.append(LoadPoint(prompt_tokens=prompt, output_tokens=output,
-                                capacity_rps=capacity, in_flight=in_flight))
+        points.append(
+            LoadPoint(
+                prompt_tokens=prompt,
+                output_tokens=output,
+                capacity_rps=capacity,
+                in_flight=in_flight,
+            )
+        )
         if step is not None:
-            step(i + 1, len(shapes), f"{prompt} in / {output} out: {capacity:.2f} req/s, "
-                 f"{in_flight:.1f} in flight at {utilization:.0%}")
+            step(
+                i + 1,
+                len(shapes),
+                f"{prompt} in / {output} out: {capacity:.2f} req/s, "
+                f"{in_flight:.1f} in flight at {utilization:.0%}",
+            )
     reference = points[min(REFERENCE_INDEX, len(points) - 1)]
     work, error = fit_work(points, reference)
     slo = request_slo(app, profile)
     return Calibration(
-        kind=profile.kind, source=source,
-        slo={"latency_ms": slo.latency_ms, "ttft_ms": slo.ttft_ms, "tpot_ms": slo.tpot_ms,
-             "target_attainment": slo.target_attainment},
-        target_utilization=utilization, points=points, work=work,
-        in_flight_per_replica=max(reference.in_flight, 1e-3), fit_error=error,
+        kind=profile.kind,
+        source=source,
+        slo={
+            "latency_ms": slo.latency_ms,
+            "ttft_ms": slo.ttft_ms,
+            "tpot_ms": slo.tpot_ms,
+            "target_attainment": slo.target_attainment,
+        },
+        target_utilization=utilization,
+        points=points,
+        work=work,
+        in_flight_per_replica=max(reference.in_flight, 1e-3),
+        fit_error=error,
     )

@@ -19,8 +19,12 @@ EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def poisson_trace(
-    rate: float, duration_s: float, mix: Trace | None = None, seed: int = 0,
-    prompt_tokens: int = 128, output_tokens: int = 1,
+    rate: float,
+    duration_s: float,
+    mix: Trace | None = None,
+    seed: int = 0,
+    prompt_tokens: int = 128,
+    output_tokens: int = 1,
 ) -> Trace:
     """Poisson arrivals at `rate`; token counts drawn from `mix`'s requests, else fixed."""
     rng = np.random.default_rng(seed)
@@ -32,12 +36,18 @@ def poisson_trace(
     else:
         prompts = np.full(n, prompt_tokens, dtype=np.int64)
         outputs = np.full(n, output_tokens, dtype=np.int64)
-    return Trace(arrival_s=arrival - arrival[0], prompt_tokens=prompts, output_tokens=outputs,
-                 start=EPOCH, source=f"poisson({rate:g}/s)")
+    return Trace(
+        arrival_s=arrival - arrival[0],
+        prompt_tokens=prompts,
+        output_tokens=outputs,
+        start=EPOCH,
+        source=f"poisson({rate:g}/s)",
+    )
 
 
-def constant_trace(rate: float, duration_s: float, prompt_tokens: int = 128,
-                   output_tokens: int = 1) -> Trace:
+def constant_trace(
+    rate: float, duration_s: float, prompt_tokens: int = 128, output_tokens: int = 1
+) -> Trace:
     """Evenly spaced arrivals at `rate` with fixed token counts."""
     n = max(1, round(rate * duration_s))
     return Trace(
@@ -50,8 +60,12 @@ def constant_trace(rate: float, duration_s: float, prompt_tokens: int = 128,
 
 
 def static_attainment(
-    trace: Trace, profile: Profile, app: AppConfig, replicas: int,
-    settings: SimSettings | None = None, window_s: float = 300.0,
+    trace: Trace,
+    profile: Profile,
+    app: AppConfig,
+    replicas: int,
+    settings: SimSettings | None = None,
+    window_s: float = 300.0,
 ) -> tuple[float, float, SimResult]:
     """(overall attainment, worst attainment over `window_s` windows, the run) of N replicas."""
     result = simulate(trace, profile, app, StaticPolicy(replicas), settings)
@@ -76,8 +90,13 @@ def fewest_replicas(ok: Callable[[int], bool], upper: int) -> int | None:
 
 
 def replica_capacity(
-    profile: Profile, app: AppConfig, mix: Trace | None = None, duration_s: float = 600.0,
-    seed: int = 0, high: float = 1000.0, tolerance: float = 0.02,
+    profile: Profile,
+    app: AppConfig,
+    mix: Trace | None = None,
+    duration_s: float = 600.0,
+    seed: int = 0,
+    high: float = 1000.0,
+    tolerance: float = 0.02,
 ) -> float:
     """Highest Poisson rate (req/s) one replica serves with the SLO's target attainment."""
     target = request_slo(app, profile).target_attainment
@@ -102,8 +121,12 @@ def replica_capacity(
 
 
 def in_flight_at(
-    profile: Profile, app: AppConfig, rate: float, mix: Trace | None = None,
-    duration_s: float = 600.0, seed: int = 0,
+    profile: Profile,
+    app: AppConfig,
+    rate: float,
+    mix: Trace | None = None,
+    duration_s: float = 600.0,
+    seed: int = 0,
 ) -> float:
     """Mean requests in flight at one replica carrying a Poisson load of `rate` req/s."""
     result = simulate(poisson_trace(rate, duration_s, mix, seed), profile, app, StaticPolicy(1))

@@ -81,8 +81,17 @@ def simulate(
         fleet_command.run(config_path, profile_path, fleet, volume, seed, json_out, out, err)
         return
     try:
-        s = load_scenario(config_path, trace_path, profile_path, time_scale, rate_scale, seed,
-                          app_name, hpa_target, initial_replicas)
+        s = load_scenario(
+            config_path,
+            trace_path,
+            profile_path,
+            time_scale,
+            rate_scale,
+            seed,
+            app_name,
+            hpa_target,
+            initial_replicas,
+        )
         runs = run_with_progress(s, policies or list(POLICY_NAMES), err)
     except GovernorError as e:
         err.print(f"[bold red]error[/] ({e.kind}): {e}", highlight=False)
@@ -100,8 +109,14 @@ def simulate(
 
 
 def load_scenario(
-    config_path: Path, trace_path: Path | None, profile_path: Path | None, time_scale: float,
-    rate_scale: float, seed: int, app_name: str | None = None, hpa_target: float | None = None,
+    config_path: Path,
+    trace_path: Path | None,
+    profile_path: Path | None,
+    time_scale: float,
+    rate_scale: float,
+    seed: int,
+    app_name: str | None = None,
+    hpa_target: float | None = None,
     initial_replicas: int | None = None,
 ) -> Scenario:
     """Read and check the inputs of a simulation; raises GovernorError on bad input."""
@@ -119,13 +134,13 @@ def load_scenario(
         gpu_type = find_app(config, app_name).resources.gpu_type
         profile_path = profile_for(gpu_type, repo_root())
         if profile_path is None:
-            raise SimInputError(f"no profile in configs/profiles/ for gpu_type {gpu_type!r}; "
-                                "pass --profile")
+            raise SimInputError(
+                f"no profile in configs/profiles/ for gpu_type {gpu_type!r}; pass --profile"
+            )
     profile = load_profile(profile_path)
     base = load_trace(trace_path or default_trace_path())
     trace = scale_trace(base, time_scale=time_scale, rate_scale=rate_scale, seed=seed)
-    return scenario(config, profile, trace, app_name, SimSettings(seed=seed), hpa_target,
-                    mix=base)
+    return scenario(config, profile, trace, app_name, SimSettings(seed=seed), hpa_target, mix=base)
 
 
 def with_initial_replicas(config: GovernorConfig, app: str, n: int) -> GovernorConfig:
@@ -133,8 +148,10 @@ def with_initial_replicas(config: GovernorConfig, app: str, n: int) -> GovernorC
     apps = []
     for a in config.applications:
         if a.name == app:
-            versions = [v.model_copy(update={"initial_replicas": n})
-                         if v.name == a.stable_version else v for v in a.versions]
+            versions = [
+                v.model_copy(update={"initial_replicas": n}) if v.name == a.stable_version else v
+                for v in a.versions
+            ]
             a = a.model_copy(update={"versions": versions})
         apps.append(a)
     return config.model_copy(update={"applications": apps})
@@ -146,8 +163,13 @@ def run_with_progress(s: Scenario, names: list[str], err: Console) -> dict[str, 
 
     from controller.sim.runner import run_policies
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  console=err, transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
 
         def progress(name: str) -> SimProgress:
             task = bar.add_task(name, total=max(s.trace.duration_s, 1.0))
@@ -157,5 +179,6 @@ def run_with_progress(s: Scenario, names: list[str], err: Console) -> dict[str, 
 
             return update
 
-        return run_policies(s, names, say=lambda line: err.print(line, highlight=False),
-                            progress=progress)
+        return run_policies(
+            s, names, say=lambda line: err.print(line, highlight=False), progress=progress
+        )

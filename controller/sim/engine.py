@@ -178,7 +178,9 @@ class Simulation:
         if share is None:
             return 1.0
         busy = 1 + sum(
-            1 for rs in self.replicas.values() for r in rs
+            1
+            for rs in self.replicas.values()
+            for r in rs
             if r is not replica and r.op != IDLE and r.state != STOPPED
         )
         return max(1.0, busy / share)
@@ -399,9 +401,9 @@ class Simulation:
         end = self.now
         self._sample()
         spans = tuple(
-            (r.version, r.started_at, r.ready_at,
-             r.stopped_at if r.stopped_at is not None else end)
-            for rs in self.replicas.values() for r in rs
+            (r.version, r.started_at, r.ready_at, r.stopped_at if r.stopped_at is not None else end)
+            for rs in self.replicas.values()
+            for r in rs
         )
         return SimResult(
             policy=self.policy.name,

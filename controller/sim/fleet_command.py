@@ -34,8 +34,12 @@ def team_table(summary: dict[str, Any]) -> Table:
     rows = summary["teams"]
     for row in rows[:TEAMS_SHOWN]:
         table.add_row(
-            row["team"], str(row["apps"]), str(row["priority"]), _pct(row["attainment"]),
-            _money(row["cost_per_hour"]), _money(row["budget_per_hour"]),
+            row["team"],
+            str(row["apps"]),
+            str(row["priority"]),
+            _pct(row["attainment"]),
+            _money(row["cost_per_hour"]),
+            _money(row["budget_per_hour"]),
         )
     if len(rows) > TEAMS_SHOWN:
         table.add_row(f"... {len(rows) - TEAMS_SHOWN} more teams in the JSON", "", "", "", "", "")
@@ -45,21 +49,38 @@ def team_table(summary: dict[str, Any]) -> Table:
 def priority_table(summary: dict[str, Any]) -> Table:
     """How the budget was shared: what each priority asked for, lost, and attained."""
     table = Table(title="budget shared by priority (team x 3 + app; lowest yields first)")
-    for column in ("priority", "apps", "asked replica-h", "cut replica-h", "cut", "attainment",
-                   "cost/h"):
+    for column in (
+        "priority",
+        "apps",
+        "asked replica-h",
+        "cut replica-h",
+        "cut",
+        "attainment",
+        "cost/h",
+    ):
         table.add_column(column, justify="right")
     for row in summary["priorities"]:
         table.add_row(
-            str(row["priority"]), str(row["apps"]), f"{row['replica_hours_asked']:,.1f}",
-            f"{row['replica_hours_cut']:,.1f}", _pct(row["cut_share"]), _pct(row["attainment"]),
+            str(row["priority"]),
+            str(row["apps"]),
+            f"{row['replica_hours_asked']:,.1f}",
+            f"{row['replica_hours_cut']:,.1f}",
+            _pct(row["cut_share"]),
+            _pct(row["attainment"]),
             _money(row["cost_per_hour"]),
         )
     return table
 
 
 def run(
-    config_path: Path, profile_path: Path | None, apps: int, volume: float, seed: int,
-    json_out: Path | None, out: Console, err: Console,
+    config_path: Path,
+    profile_path: Path | None,
+    apps: int,
+    volume: float,
+    seed: int,
+    json_out: Path | None,
+    out: Console,
+    err: Console,
 ) -> None:
     """Load, simulate N applications with a progress bar, print tables, write JSON."""
     from controller.config import load_config
@@ -90,8 +111,13 @@ def run(
                 )
         profile = load_profile(profile_path).model_copy(update={"host_parallelism": None})
         kind: SuiteKind = "generation" if profile.kind == "generation" else "encoder"
-        limit = (profile.generation.max_context_tokens if profile.generation else
-                 profile.encoder.max_tokens if profile.encoder else None)
+        limit = (
+            profile.generation.max_context_tokens
+            if profile.generation
+            else profile.encoder.max_tokens
+            if profile.encoder
+            else None
+        )
         options = FleetOptions(apps=apps, volume=volume, seed=seed)
         err.print(f"building {apps} applications from {template.name!r} ...", highlight=False)
         members = fleet_members(template, kind, options, limit)
@@ -101,8 +127,13 @@ def run(
         keep_s = 2 * (pipeline.window_s + pipeline.report_s + config.interval_s)
         settings = SimSettings(seed=seed, pipeline=pipeline, keep_s=keep_s)
         sim = FleetSimulation(config, members, profile, settings)
-        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                      console=err, transient=True) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
             task = bar.add_task(f"{apps} apps", total=1.0)
             result = sim.run(lambda done, total: bar.update(task, completed=done / total))
     except GovernorError as e:

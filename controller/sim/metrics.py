@@ -39,7 +39,8 @@ def outcomes(result: SimResult, slo: RequestSlo) -> Outcomes:
     out = result.trace.output_tokens
     with np.errstate(invalid="ignore", divide="ignore"):
         tpot = np.where(
-            served & (out > 1), (result.done_s - result.first_token_s) * 1000.0 / (out - 1),
+            served & (out > 1),
+            (result.done_s - result.first_token_s) * 1000.0 / (out - 1),
             np.nan,
         )
     with np.errstate(invalid="ignore"):

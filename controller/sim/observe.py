@@ -26,18 +26,76 @@ from controller.snapshot import (
 
 INF = float("inf")
 LATENCY_BOUNDS_MS: tuple[float, ...] = (
-    1, 2, 5, 10, 20, 50, 100, 200, 300, 400, 500, 1000, 2000, 5000, 10000, 60000, 120000,
-    300000, 600000, 3600000, INF,
+    1,
+    2,
+    5,
+    10,
+    20,
+    50,
+    100,
+    200,
+    300,
+    400,
+    500,
+    1000,
+    2000,
+    5000,
+    10000,
+    60000,
+    120000,
+    300000,
+    600000,
+    3600000,
+    INF,
 )
 """Ray Serve's default request-latency buckets (DEFAULT_LATENCY_BUCKET_MS) plus +Inf."""
 TTFT_BOUNDS_MS: tuple[float, ...] = (
-    1, 5, 10, 20, 40, 60, 80, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000, 20000,
-    40000, 80000, 160000, 640000, 2560000, INF,
+    1,
+    5,
+    10,
+    20,
+    40,
+    60,
+    80,
+    100,
+    250,
+    500,
+    750,
+    1000,
+    2500,
+    5000,
+    7500,
+    10000,
+    20000,
+    40000,
+    80000,
+    160000,
+    640000,
+    2560000,
+    INF,
 )
 """vLLM's `time_to_first_token_seconds` buckets, in ms."""
 TPOT_BOUNDS_MS: tuple[float, ...] = (
-    10, 25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 2500, 5000, 7500, 10000,
-    20000, 40000, 80000, INF,
+    10,
+    25,
+    50,
+    75,
+    100,
+    150,
+    200,
+    300,
+    400,
+    500,
+    750,
+    1000,
+    2500,
+    5000,
+    7500,
+    10000,
+    20000,
+    40000,
+    80000,
+    INF,
 )
 """vLLM's `time_per_output_token_seconds` buckets, in ms."""
 
@@ -59,8 +117,12 @@ class VersionCounters:
     queued_at_router: int = 0
 
     def record(
-        self, latency_ms: float, ttft_ms: float | None, tpot_ms: float | None,
-        prompt_tokens: int = 0, output_tokens: int = 0,
+        self,
+        latency_ms: float,
+        ttft_ms: float | None,
+        tpot_ms: float | None,
+        prompt_tokens: int = 0,
+        output_tokens: int = 0,
     ) -> None:
         """Count one answered request with its latencies and tokens."""
         self.requests += 1
@@ -112,19 +174,29 @@ class Observations:
         self.times: list[float] = []
         self.samples: dict[str, list[Sample]] = {v: [] for v in versions}
 
-    def add(self, t: float, version: str, c: VersionCounters, running: int, starting: int,
-            target: int) -> None:
+    def add(
+        self, t: float, version: str, c: VersionCounters, running: int, starting: int, target: int
+    ) -> None:
         """Record the counters of one version at time `t` (call in time order)."""
         if not self.times or self.times[-1] != t:
             self._forget_before(t)
             self.times.append(t)
         self.samples[version].append(
             Sample(
-                t=t, requests=c.requests, errors=c.errors, latency=tuple(c.latency),
-                ttft=tuple(c.ttft), tpot=tuple(c.tpot), batch_sum=c.batch_sum,
-                batch_count=c.batch_count, prompt_tokens=c.prompt_tokens,
-                output_tokens=c.output_tokens, ongoing_at_replicas=c.ongoing_at_replicas,
-                queued_at_router=c.queued_at_router, running=running, starting=starting,
+                t=t,
+                requests=c.requests,
+                errors=c.errors,
+                latency=tuple(c.latency),
+                ttft=tuple(c.ttft),
+                tpot=tuple(c.tpot),
+                batch_sum=c.batch_sum,
+                batch_count=c.batch_count,
+                prompt_tokens=c.prompt_tokens,
+                output_tokens=c.output_tokens,
+                ongoing_at_replicas=c.ongoing_at_replicas,
+                queued_at_router=c.queued_at_router,
+                running=running,
+                starting=starting,
                 target=target,
             )
         )
@@ -165,8 +237,9 @@ def counter_window(new: Sample, old: Sample) -> CounterWindow:
     )
 
 
-def _histogram(bounds: tuple[float, ...], new: tuple[float, ...], old: tuple[float, ...]
-               ) -> LatencyHistogram | None:
+def _histogram(
+    bounds: tuple[float, ...], new: tuple[float, ...], old: tuple[float, ...]
+) -> LatencyHistogram | None:
     counts: list[float] = []
     total = 0.0
     for n, o in zip(new, old, strict=True):
@@ -254,8 +327,9 @@ def build_snapshot(
     )
     return Snapshot(
         now=start + timedelta(seconds=t),
-        apps=(AppSnapshot(name=app.name, versions=versions, weights=dict(weights),
-                          status="RUNNING"),),
+        apps=(
+            AppSnapshot(name=app.name, versions=versions, weights=dict(weights), status="RUNNING"),
+        ),
         cluster=ClusterSnapshot(gpu_type=gpu_type),
         window_s=pipeline.window_s,
     )

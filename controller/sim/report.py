@@ -38,8 +38,10 @@ def _cell(value: object, fmt: str) -> str:
 def table(s: Scenario, runs: Mapping[str, PolicyRun]) -> Table:
     """One row per policy with the benchmark's numbers."""
     columns = COLUMNS + (GENERATION_COLUMNS if s.profile.kind == "generation" else ())
-    t = Table(title=f"{s.app.name} on {s.profile.name}: {len(s.trace)} requests "
-              f"over {s.trace.duration_s / 60:.0f} min")
+    t = Table(
+        title=f"{s.app.name} on {s.profile.name}: {len(s.trace)} requests "
+        f"over {s.trace.duration_s / 60:.0f} min"
+    )
     t.add_column("policy", style="bold")
     for _, label, _ in columns:
         t.add_column(label, justify="right")
@@ -86,8 +88,12 @@ def document(s: Scenario, runs: Mapping[str, PolicyRun], command: str = "") -> d
     slo = s.slo
     return {
         "policies": {
-            name: {**run.summary, "setup": run.setup, "per_minute": per_minute(run, s),
-                   "notes": list(run.result.notes[-20:])}
+            name: {
+                **run.summary,
+                "setup": run.setup,
+                "per_minute": per_minute(run, s),
+                "notes": list(run.result.notes[-20:]),
+            }
             for name, run in runs.items()
         },
         "scenario": {
@@ -98,8 +104,12 @@ def document(s: Scenario, runs: Mapping[str, PolicyRun], command: str = "") -> d
             "trace": s.trace.source,
             "requests": len(s.trace),
             "trace_minutes": s.trace.duration_s / 60.0,
-            "slo": {"latency_ms": slo.latency_ms, "ttft_ms": slo.ttft_ms,
-                    "tpot_ms": slo.tpot_ms, "target_attainment": slo.target_attainment},
+            "slo": {
+                "latency_ms": slo.latency_ms,
+                "ttft_ms": slo.ttft_ms,
+                "tpot_ms": slo.tpot_ms,
+                "target_attainment": slo.target_attainment,
+            },
             "price_per_replica_hour": s.pricing.price_per_replica_hour,
             "gpus_per_replica": s.pricing.gpus_per_replica,
             "startup_s": s.settings.startup_s or s.profile.startup_s,

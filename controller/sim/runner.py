@@ -67,9 +67,15 @@ class PolicyRun:
     setup: dict[str, object] = field(default_factory=dict)
 
 
-def scenario(config: GovernorConfig, profile: Profile, trace: Trace, app_name: str | None = None,
-             settings: SimSettings | None = None, hpa_target: float | None = None,
-             mix: Trace | None = None) -> Scenario:
+def scenario(
+    config: GovernorConfig,
+    profile: Profile,
+    trace: Trace,
+    app_name: str | None = None,
+    settings: SimSettings | None = None,
+    hpa_target: float | None = None,
+    mix: Trace | None = None,
+) -> Scenario:
     """Check that the inputs describe a feasible fleet and bundle them."""
     app = find_app(config, app_name)
     if profile.gpu_type is not None and profile.gpu_type != app.resources.gpu_type:
@@ -82,8 +88,15 @@ def scenario(config: GovernorConfig, profile: Profile, trace: Trace, app_name: s
     check_feasible(app, profile, prompt, output)
     base = settings or SimSettings()
     base = replace(base, pipeline=replace(base.pipeline, window_s=config.window_s))
-    return Scenario(config=config, app=app, profile=profile, trace=trace, settings=base,
-                    mix=mix, hpa_target=hpa_target)
+    return Scenario(
+        config=config,
+        app=app,
+        profile=profile,
+        trace=trace,
+        settings=base,
+        mix=mix,
+        hpa_target=hpa_target,
+    )
 
 
 def find_app(config: GovernorConfig, name: str | None) -> AppConfig:
@@ -136,14 +149,18 @@ def static_peak(s: Scenario, say: Say | None = None) -> tuple[int, SimResult, di
         if n not in tried:
             tried[n] = static_attainment(s.trace, s.profile, s.app, n, s.settings, PEAK_WINDOW_S)
             if say:
-                say(f"static-peak search: {n} replicas -> worst {PEAK_WINDOW_S:.0f}s window "
-                    f"{tried[n][1]:.4f} (target {target})")
+                say(
+                    f"static-peak search: {n} replicas -> worst {PEAK_WINDOW_S:.0f}s window "
+                    f"{tried[n][1]:.4f} (target {target})"
+                )
         return tried[n][1] >= target
 
     n = fewest_replicas(ok, upper)
     setup: dict[str, object] = {
-        "search": {str(k): {"attainment": v[0], "worst_window_attainment": v[1]}
-                   for k, v in sorted(tried.items())},
+        "search": {
+            str(k): {"attainment": v[0], "worst_window_attainment": v[1]}
+            for k, v in sorted(tried.items())
+        },
         "peak_window_s": PEAK_WINDOW_S,
     }
     if n is None:
@@ -160,8 +177,10 @@ def make_policy(name: str, s: Scenario) -> tuple[Policy, dict[str, object]]:
         return GovernorPolicy(s.config), {}
     if name == "ray-default":
         policy = RayDefaultPolicy.for_app(s.app)
-        return policy, {"autoscaling_config": "AutoscalingConfig defaults; min/max replicas "
-                        f"{policy.min_replicas}/{policy.max_replicas} from the config"}
+        return policy, {
+            "autoscaling_config": "AutoscalingConfig defaults; min/max replicas "
+            f"{policy.min_replicas}/{policy.max_replicas} from the config"
+        }
     if name == "hpa":
         target, setup = hpa_target(s)
         return HpaPolicy.for_app(s.app, target), setup
@@ -169,7 +188,9 @@ def make_policy(name: str, s: Scenario) -> tuple[Policy, dict[str, object]]:
 
 
 def run_policies(
-    s: Scenario, names: Sequence[str], say: Say | None = None,
+    s: Scenario,
+    names: Sequence[str],
+    say: Say | None = None,
     progress: Callable[[str], Progress] | None = None,
 ) -> dict[str, PolicyRun]:
     """Run each named policy over the scenario's trace."""
@@ -183,12 +204,14 @@ def run_policies(
             result = replace(result, policy=name)
         else:
             policy, setup = make_policy(name, s)
-            result = simulate(s.trace, s.profile, s.app, policy, s.settings,
-                              progress(name) if progress else None)
+            result = simulate(
+                s.trace, s.profile, s.app, policy, s.settings, progress(name) if progress else None
+            )
         runs[name] = PolicyRun(name, result, summarize(result, s.slo, s.pricing), setup)
         if say:
             sm = runs[name].summary
-            say(f"{name}: attainment {sm['slo_attainment']:.4f}, {sm['gpu_hours']:.2f} GPU-h, "
-                f"{result.wall_s:.1f} s")
+            say(
+                f"{name}: attainment {sm['slo_attainment']:.4f}, {sm['gpu_hours']:.2f} GPU-h, "
+                f"{result.wall_s:.1f} s"
+            )
     return runs
-

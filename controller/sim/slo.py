@@ -20,8 +20,7 @@ class RequestSlo:
     tpot_ms: float | None = None
     target_attainment: float = 0.99
 
-    def met(self, latency_ms: np.ndarray, ttft_ms: np.ndarray, tpot_ms: np.ndarray
-            ) -> np.ndarray:
+    def met(self, latency_ms: np.ndarray, ttft_ms: np.ndarray, tpot_ms: np.ndarray) -> np.ndarray:
         """Boolean per request; NaN latencies (never answered) are misses."""
         ok = ~np.isnan(latency_ms)
         if self.latency_ms is not None:
@@ -61,8 +60,11 @@ def check_feasible(app: AppConfig, profile: Profile, prompt: int, output: int) -
     what = f"a request of {prompt} prompt tokens" + (
         f" and {output} output tokens" if profile.kind == "generation" else ""
     )
-    checks = [("latency", latency, slo.latency_ms), ("time to first token", ttft, slo.ttft_ms),
-              ("time per output token", tpot, slo.tpot_ms)]
+    checks = [
+        ("latency", latency, slo.latency_ms),
+        ("time to first token", ttft, slo.ttft_ms),
+        ("time per output token", tpot, slo.tpot_ms),
+    ]
     for label, took, limit in checks:
         if limit is not None and took > limit:
             raise InfeasibleError(

@@ -115,8 +115,10 @@ def parse_trace(text: str, source: str = "<trace>") -> Trace:
         t = (stamp - start).total_seconds()
         if t < previous:
             raise TraceError(
-                source, line, f"rows are not sorted by TIMESTAMP ({row[idx[0]].strip()} is "
-                f"{previous - t:.3f} s before the row above)"
+                source,
+                line,
+                f"rows are not sorted by TIMESTAMP ({row[idx[0]].strip()} is "
+                f"{previous - t:.3f} s before the row above)",
             )
         previous = t
         times.append(t)
@@ -213,7 +215,10 @@ def load_trace(path: str | Path) -> Trace:
 
 
 def scale_trace(
-    trace: Trace, time_scale: float = 1.0, rate_scale: float = 1.0, seed: int = 0,
+    trace: Trace,
+    time_scale: float = 1.0,
+    rate_scale: float = 1.0,
+    seed: int = 0,
     jitter_s: float = 1.0,
 ) -> Trace:
     """Replay `time_scale` times faster and with `rate_scale` times the requests.

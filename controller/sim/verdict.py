@@ -54,8 +54,10 @@ def judge_trace(
     if peak is not None:
         ratio = gov.gpu_hours / peak.gpu_hours if peak.gpu_hours > 0 else None
         if peak.attainment >= target_attainment > gov.attainment:
-            misses.append(f"attainment {gov.attainment:.4%} < {target_attainment:.0%} where "
-                          f"static-peak reaches {peak.attainment:.4%}")
+            misses.append(
+                f"attainment {gov.attainment:.4%} < {target_attainment:.0%} where "
+                f"static-peak reaches {peak.attainment:.4%}"
+            )
     return TraceVerdict(trace, not misses, tuple(misses), ratio)
 
 

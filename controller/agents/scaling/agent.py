@@ -98,12 +98,20 @@ def _observe(
         demand = with_backlog_growth(offered, growth, model)
     level = prev.get("level")
     steady = (
-        demand is not None and level is not None
-        and abs(demand.work - level) <= KNEE_BAND * level
+        demand is not None and level is not None and abs(demand.work - level) <= KNEE_BAND * level
     )
-    tick = Tick(vs=vs, sc=app.scaling, now=now, window_s=window_s,
-                signal=steering_signal(app.slo, vs), demand=demand, seeded=seeded,
-                backlog_growth=growth, steady=steady, shed_work=shed_work)
+    tick = Tick(
+        vs=vs,
+        sc=app.scaling,
+        now=now,
+        window_s=window_s,
+        signal=steering_signal(app.slo, vs),
+        demand=demand,
+        seeded=seeded,
+        backlog_growth=growth,
+        steady=steady,
+        shed_work=shed_work,
+    )
     return tick, st
 
 
@@ -148,14 +156,22 @@ def scale_version(
     if tick.demand is None or forecast is None:
         return _hold(app, vc, st, current, "request rate missing or stale", alerts)
     if capacity is None:
-        return _hold(app, vc, st, current, "per-replica capacity unknown (run governor "
-                     "calibrate, or set scaling.capacity_rps_per_replica)", alerts)
+        return _hold(
+            app,
+            vc,
+            st,
+            current,
+            "per-replica capacity unknown (run governor "
+            "calibrate, or set scaling.capacity_rps_per_replica)",
+            alerts,
+        )
     startup = vs.startup_s if vs.startup_s is not None else sc.default_startup_s
     seen = outlook(tick.demand, forecast, buckets, startup, window_s, app.slo.target_attainment)
     need = demand_need(tick.demand, seen, startup, capacity, sc)
     need.reasons[-1] += learned
-    need = burst_headroom(need, seen, startup, app.slo.target_attainment, capacity,
-                          len(buckets) * window_s / 60)
+    need = burst_headroom(
+        need, seen, startup, app.slo.target_attainment, capacity, len(buckets) * window_s / 60
+    )
     feedback = breach_feedback(tick, need, current, capacity, startup, rising)
     return _guarded(app, vc, tick, st, current, need, feedback, alerts)
 
@@ -165,15 +181,21 @@ def _has_traffic(vs: VersionSnapshot) -> bool:
     return any((x or 0) > 0 for x in (vs.request_rate, vs.queue_length, vs.shed_rate))
 
 
-def _hold(app: AppConfig, vc: VersionConfig, st: VersionScalingState, n: int, why: str,
-          alerts: list[Proposal]) -> _Scaled:
+def _hold(
+    app: AppConfig,
+    vc: VersionConfig,
+    st: VersionScalingState,
+    n: int,
+    why: str,
+    alerts: list[Proposal],
+) -> _Scaled:
     st.pop("pending", None)
-    return _Scaled([*alerts, ReplicaProposal(app.name, vc.name, n, AGENT, f"hold {n}: {why}")],
-                   st)
+    return _Scaled([*alerts, ReplicaProposal(app.name, vc.name, n, AGENT, f"hold {n}: {why}")], st)
 
 
-def _alerts(app: AppConfig, vc: VersionConfig, tick: Tick, capacity: Capacity | None,
-            current: int) -> list[Proposal]:
+def _alerts(
+    app: AppConfig, vc: VersionConfig, tick: Tick, capacity: Capacity | None, current: int
+) -> list[Proposal]:
     signal, demand, running = tick.signal, tick.demand, tick.vs.running_replicas
     if signal is None or not signal.breached:
         return []
@@ -182,26 +204,51 @@ def _alerts(app: AppConfig, vc: VersionConfig, tick: Tick, capacity: Capacity | 
     if demand is not None and demand.work and running and capacity is not None:
         load = demand.work / running
         if load < LOADED_FRACTION * capacity.per_replica:
-            out.append(Alert(app.name, AGENT, (
-                f"{breach} at low load ({load:.2f} units/s per replica, capacity "
-                f"~{capacity.per_replica:.2f}): more replicas may not help"), vc.name))
+            out.append(
+                Alert(
+                    app.name,
+                    AGENT,
+                    (
+                        f"{breach} at low load ({load:.2f} units/s per replica, capacity "
+                        f"~{capacity.per_replica:.2f}): more replicas may not help"
+                    ),
+                    vc.name,
+                )
+            )
     if current >= vc.max_replicas:
-        out.append(Alert(app.name, AGENT,
-                         f"SLO at risk: {breach} at max_replicas {vc.max_replicas}", vc.name))
+        out.append(
+            Alert(
+                app.name, AGENT, f"SLO at risk: {breach} at max_replicas {vc.max_replicas}", vc.name
+            )
+        )
     return out
 
 
-def _shed_alert(app: AppConfig, vc: VersionConfig, vs: VersionSnapshot, current: int
-                ) -> list[Proposal]:
+def _shed_alert(
+    app: AppConfig, vc: VersionConfig, vs: VersionSnapshot, current: int
+) -> list[Proposal]:
     """An alert while requests are refused for overload and no replica can be added."""
     if not vs.shed_rate or current < vc.max_replicas:
         return []
-    return [Alert(app.name, AGENT, f"{vs.shed_rate:.2f} req/s shed for overload at "
-                  f"max_replicas {vc.max_replicas}", vc.name)]
+    return [
+        Alert(
+            app.name,
+            AGENT,
+            f"{vs.shed_rate:.2f} req/s shed for overload at max_replicas {vc.max_replicas}",
+            vc.name,
+        )
+    ]
 
 
-def _from_zero(app: AppConfig, vc: VersionConfig, tick: Tick, st: VersionScalingState,
-               capacity: Capacity | None, traffic: bool, alerts: list[Proposal]) -> _Scaled:
+def _from_zero(
+    app: AppConfig,
+    vc: VersionConfig,
+    tick: Tick,
+    st: VersionScalingState,
+    capacity: Capacity | None,
+    traffic: bool,
+    alerts: list[Proposal],
+) -> _Scaled:
     if not traffic:
         return _Scaled(alerts, st)
     sc = app.scaling
@@ -213,13 +260,23 @@ def _from_zero(app: AppConfig, vc: VersionConfig, tick: Tick, st: VersionScaling
     st.pop("pending", None)
     st.pop("idle_since", None)
     rate = demand.requests if demand is not None else 0.0
-    why = (f"requests arrived at zero replicas (rate {rate:.1f}/s, queue "
-           f"{tick.vs.queue_length or 0:.0f}): start {n} now")
+    why = (
+        f"requests arrived at zero replicas (rate {rate:.1f}/s, queue "
+        f"{tick.vs.queue_length or 0:.0f}): start {n} now"
+    )
     return _Scaled([*alerts, ReplicaProposal(app.name, vc.name, n, AGENT, why)], st)
 
 
-def _guarded(app: AppConfig, vc: VersionConfig, tick: Tick, st: VersionScalingState,
-             current: int, need: Need, feedback: Feedback, alerts: list[Proposal]) -> _Scaled:
+def _guarded(
+    app: AppConfig,
+    vc: VersionConfig,
+    tick: Tick,
+    st: VersionScalingState,
+    current: int,
+    need: Need,
+    feedback: Feedback,
+    alerts: list[Proposal],
+) -> _Scaled:
     """Missing-data holds, bounds, scale to zero, step limits and delays."""
     sc, vs = app.scaling, tick.vs
     reasons = [*need.reasons, *feedback.reasons]
@@ -252,8 +309,9 @@ def _guarded(app: AppConfig, vc: VersionConfig, tick: Tick, st: VersionScalingSt
         st.pop("pending", None)
         final = stepped
     else:
-        delayed = apply_delay(current, stepped, tick.now, st.get("pending"), sc.upscale_delay_s,
-                              sc.downscale_delay_s)
+        delayed = apply_delay(
+            current, stepped, tick.now, st.get("pending"), sc.upscale_delay_s, sc.downscale_delay_s
+        )
         if delayed.pending is None:
             st.pop("pending", None)
         else:

@@ -72,8 +72,9 @@ def learn_capacity(
     return Capacity(known.per_replica + LEARN_RATE * (ceiling - known.per_replica), "measured")
 
 
-def relaxed(capacity: Capacity, seed: float | None, elapsed_s: float, half_life_s: float
-            ) -> Capacity:
+def relaxed(
+    capacity: Capacity, seed: float | None, elapsed_s: float, half_life_s: float
+) -> Capacity:
     """A learned capacity moved back towards the seed for `elapsed_s` seconds."""
     if seed is None or capacity.kind == "calibrated" or elapsed_s <= 0:
         return capacity

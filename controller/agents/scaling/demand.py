@@ -127,8 +127,7 @@ def backlog_growth(
         st.pop("queue", None)
         return 0.0
     kept = [
-        r for r in st.get("queue", [])
-        if 0 < (seconds_since(r["at"], now) or 0) <= 2 * window_s
+        r for r in st.get("queue", []) if 0 < (seconds_since(r["at"], now) or 0) <= 2 * window_s
     ]
     st["queue"] = [*kept, QueueReading(at=to_iso(now), queue=backlog)]
     if not kept:

@@ -221,8 +221,14 @@ class Outlook:
         return max(self.now, trend)
 
 
-def outlook(demand: Demand, forecast: Forecast, buckets: list[float], startup_s: float,
-            bucket_s: float, attainment: float) -> Outlook:
+def outlook(
+    demand: Demand,
+    forecast: Forecast,
+    buckets: list[float],
+    startup_s: float,
+    bucket_s: float,
+    attainment: float,
+) -> Outlook:
     """Demand now, its trend at +start-up, and what history says a start-up time brings.
 
     The fleet meets a rise one window after it began (rates are read over a window) and
@@ -239,16 +245,25 @@ def demand_need(
     """Replicas for the expected demand at the planned load per replica."""
     per_replica = capacity.planned(sc.target_utilization)
     raw = seen.expected / per_replica
-    return Need(raw, [
-        f"demand {demand.work:.2f} units/s ({demand.requests:.2f} req/s, priced by "
-        f"{demand.priced_by}) now, {seen.trend:.2f} by trend at +{startup_s:.0f}s start-up, "
-        f"{seen.expected:.2f} expected; {capacity.kind} capacity {capacity.per_replica:.3g} "
-        f"units/s per replica, planned at {per_replica:.3g} -> need {raw:.2f}"
-    ])
+    return Need(
+        raw,
+        [
+            f"demand {demand.work:.2f} units/s ({demand.requests:.2f} req/s, priced by "
+            f"{demand.priced_by}) now, {seen.trend:.2f} by trend at +{startup_s:.0f}s start-up, "
+            f"{seen.expected:.2f} expected; {capacity.kind} capacity {capacity.per_replica:.3g} "
+            f"units/s per replica, planned at {per_replica:.3g} -> need {raw:.2f}"
+        ],
+    )
 
 
-def burst_headroom(need: Need, seen: Outlook, startup_s: float, attainment: float,
-                   capacity: Capacity, memory_min: float) -> Need:
+def burst_headroom(
+    need: Need,
+    seen: Outlook,
+    startup_s: float,
+    attainment: float,
+    capacity: Capacity,
+    memory_min: float,
+) -> Need:
     """Room for what demand reached within a start-up time after moments like now.
 
     Over the remembered history, take every moment whose demand was no higher than now,
@@ -263,10 +278,17 @@ def burst_headroom(need: Need, seen: Outlook, startup_s: float, attainment: floa
     raw = seen.peak / capacity.per_replica
     if raw <= need.raw:
         return need
-    return Need(raw, [*need.reasons, (
-        f"head-room: {attainment:.0%} of the moments with demand <= {seen.now:.2f} units/s in "
-        f"the last {memory_min:.0f} min saw at most {seen.peak:.2f} within {startup_s:.0f}s "
-        f"start-up -> need {raw:.2f}")])
+    return Need(
+        raw,
+        [
+            *need.reasons,
+            (
+                f"head-room: {attainment:.0%} of the moments with demand <= {seen.now:.2f} "
+                f"units/s in the last {memory_min:.0f} min saw at most {seen.peak:.2f} within "
+                f"{startup_s:.0f}s start-up -> need {raw:.2f}"
+            ),
+        ],
+    )
 
 
 @dataclass(frozen=True)
@@ -305,8 +327,10 @@ def breach_feedback(
             cleared = replicas_for(need.raw + work / (capacity.per_replica * horizon))
             if cleared > desired:
                 desired = cleared
-                reasons.append(f"{breach}: {work:.1f} units of work in flight, cleared within "
-                               f"{horizon:.0f}s -> {cleared}")
+                reasons.append(
+                    f"{breach}: {work:.1f} units of work in flight, cleared within "
+                    f"{horizon:.0f}s -> {cleared}"
+                )
         if _settled(vs, current) and (rising or shed > 0) and desired <= current:
             desired = current + 1
             why = "demand rising" if rising else f"{shed:.2f} req/s shed"
@@ -318,8 +342,9 @@ def breach_feedback(
     if shed > 0:
         return shed_feedback(vs, desired, current, shed)
     if desired > current and capacity.kind == "proven":
-        return Feedback(current, False, (
-            "capacity known only as a lower bound: scale up on a breach only",))
+        return Feedback(
+            current, False, ("capacity known only as a lower bound: scale up on a breach only",)
+        )
     if desired != current and within_band(current, need.raw, sc.hysteresis):
         return Feedback(current, False, (f"within the +/-{sc.hysteresis:.0%} hysteresis band",))
     return Feedback(desired, False, ())

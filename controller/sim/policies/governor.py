@@ -32,8 +32,15 @@ class GovernorPolicy:
     def decide(self, view: PolicyView, state: PolicyState) -> tuple[Action, PolicyState]:
         """Observe as the daemon would, decide, and turn the Plan into replicas and weights."""
         snapshot = build_snapshot(
-            view.obs, view.app, view.t, view.start, view.statuses, view.weights,
-            view.pipeline, view.startup_s, view.app.resources.gpu_type,
+            view.obs,
+            view.app,
+            view.t,
+            view.start,
+            view.statuses,
+            view.weights,
+            view.pipeline,
+            view.startup_s,
+            view.app.resources.gpu_type,
         )
         tick = decide(snapshot, state.get("agents", {}), self.config)
         replicas: dict[str, int] = {}

@@ -66,9 +66,7 @@ def stabilize(
     return current, history
 
 
-def rate_limit(
-    current: int, desired: int, now: float, events: list[list[float]]
-) -> int:
+def rate_limit(current: int, desired: int, now: float, events: list[list[float]]) -> int:
     """Bound a change by the default scale-up and scale-down policies."""
     if desired > current:
         added = sum(int(d) for t, d in events if t > now - UP_PERIOD_S and d > 0)
@@ -98,13 +96,16 @@ class HpaPolicy:
     def for_app(cls, app: AppConfig, target_in_flight: float) -> HpaPolicy:
         """Bounds and initial replicas of the app's stable version."""
         v = app.version(app.stable_version)
-        return cls(target_in_flight=target_in_flight, min_replicas=max(v.min_replicas, 1),
-                   max_replicas=v.max_replicas, initial=max(v.initial_replicas, 1))
+        return cls(
+            target_in_flight=target_in_flight,
+            min_replicas=max(v.min_replicas, 1),
+            max_replicas=v.max_replicas,
+            initial=max(v.initial_replicas, 1),
+        )
 
     def initial_replicas(self, app: AppConfig) -> dict[str, int]:
         """The stable version starts at `initial` replicas."""
-        return {v.name: (self.initial if v.name == app.stable_version else 0)
-                for v in app.versions}
+        return {v.name: (self.initial if v.name == app.stable_version else 0) for v in app.versions}
 
     def decide(self, view: PolicyView, state: PolicyState) -> tuple[Action, PolicyState]:
         """One HPA sync: metric, recommendation, stabilization, rate limits, bounds."""
@@ -122,11 +123,11 @@ class HpaPolicy:
         # A fresh run starts as if the HPA had recommended the initial count until now.
         seen = state.get("recommendations", [[view.t - self.interval_s, float(self.initial)]])
         stable, history = stabilize(current, desired, view.t, seen)
-        events = [e for e in state.get("events", []) if e[0] > view.t - max(UP_PERIOD_S,
-                                                                            DOWN_PERIOD_S)]
+        events = [
+            e for e in state.get("events", []) if e[0] > view.t - max(UP_PERIOD_S, DOWN_PERIOD_S)
+        ]
         final = rate_limit(current, stable, view.t, events)
         final = max(self.min_replicas, min(self.max_replicas, final))
         if final != current:
             events.append([view.t, float(final - current)])
-        return (Action(replicas={version: final}),
-                {"recommendations": history, "events": events})
+        return (Action(replicas={version: final}), {"recommendations": history, "events": events})

@@ -39,9 +39,13 @@ def _ray() -> SimpleNamespace:
     from ray.serve.config import AutoscalingConfig, AutoscalingContext
 
     return SimpleNamespace(
-        policy=policy, constants=constants, DeploymentID=DeploymentID,
-        TimeStampedValue=TimeStampedValue, aggregate_timeseries=aggregate_timeseries,
-        AutoscalingConfig=AutoscalingConfig, AutoscalingContext=AutoscalingContext,
+        policy=policy,
+        constants=constants,
+        DeploymentID=DeploymentID,
+        TimeStampedValue=TimeStampedValue,
+        aggregate_timeseries=aggregate_timeseries,
+        AutoscalingConfig=AutoscalingConfig,
+        AutoscalingContext=AutoscalingContext,
     )
 
 
@@ -93,13 +97,15 @@ class RayDefaultPolicy:
     def for_app(cls, app: AppConfig) -> RayDefaultPolicy:
         """Bounds and initial replicas of the app's stable version."""
         v = app.version(app.stable_version)
-        return cls(min_replicas=v.min_replicas, max_replicas=v.max_replicas,
-                   initial=max(v.initial_replicas, v.min_replicas))
+        return cls(
+            min_replicas=v.min_replicas,
+            max_replicas=v.max_replicas,
+            initial=max(v.initial_replicas, v.min_replicas),
+        )
 
     def initial_replicas(self, app: AppConfig) -> dict[str, int]:
         """The stable version starts at `initial` replicas."""
-        return {v.name: (self.initial if v.name == app.stable_version else 0)
-                for v in app.versions}
+        return {v.name: (self.initial if v.name == app.stable_version else 0) for v in app.versions}
 
     def decide(self, view: PolicyView, state: PolicyState) -> tuple[Action, PolicyState]:
         """One pass of Ray's autoscaling decision for the stable version."""
@@ -110,8 +116,9 @@ class RayDefaultPolicy:
         status = view.statuses[version]
         policy_state: dict[str, Any] = dict(state.get("policy_state", {}))
         ctx = ray.AutoscalingContext(
-            deployment_id=ray.DeploymentID(name=view.app.version(version).deployment,
-                                           app_name=view.app.name),
+            deployment_id=ray.DeploymentID(
+                name=view.app.version(version).deployment, app_name=view.app.name
+            ),
             deployment_name=view.app.version(version).deployment,
             app_name=view.app.name,
             current_num_replicas=status.running,

@@ -18,8 +18,9 @@ class StaticPolicy:
 
     def initial_replicas(self, app: AppConfig) -> dict[str, int]:
         """`replicas` of the stable version, none of the others."""
-        return {v.name: (self.replicas if v.name == app.stable_version else 0)
-                for v in app.versions}
+        return {
+            v.name: (self.replicas if v.name == app.stable_version else 0) for v in app.versions
+        }
 
     def decide(self, view: PolicyView, state: PolicyState) -> tuple[Action, PolicyState]:
         """Always the same count."""
