@@ -49,3 +49,26 @@ def burn_rate(attained: float, slo: SLO) -> float:
     if budget <= 0:
         return 0.0 if attained >= 1 else float("inf")
     return (1.0 - attained) / budget
+
+
+TOKEN_MEASURES = ("ttft", "tpot")
+"""Token latencies a generation SLO may set: time to first token, time per output token."""
+
+
+def token_attainment(app: AppSnapshot, slo: SLO, measure: str) -> float | None:
+    """Share of the window's sequences within the SLO's TTFT or TPOT target.
+
+    None when the SLO sets no such target or no version reported that histogram.
+    """
+    target = slo.ttft_p95_ms if measure == "ttft" else slo.tpot_p95_ms
+    if target is None:
+        return None
+    good = total = 0.0
+    for v in app.versions:
+        hist = v.ttft_histogram if measure == "ttft" else v.tpot_histogram
+        if hist is not None and hist.total > 0:
+            good += count_within(hist, target)
+            total += hist.total
+    if total <= 0:
+        return None
+    return min(1.0, max(0.0, good / total))

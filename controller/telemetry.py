@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from controller.config import AppConfig, GovernorConfig
 from controller.decisions import Plan
 from controller.signals.prometheus import query_failures
-from controller.slo import attainment, burn_rate
+from controller.slo import TOKEN_MEASURES, attainment, burn_rate, token_attainment
 from controller.snapshot import AppSnapshot, Snapshot
 
 ROLLOUT_PHASES = ("idle", "canary", "promoted", "rolling-back", "rolled-back", "aborted")
@@ -54,6 +54,8 @@ class _AppFacts:
     observed_cost: float
     rate: float
     attained: float | None
+    token_attained: dict[str, float | None]
+    """By token measure the SLO sets: the share within its target (None: none reported)."""
     at_risk: bool
     phase: str
     step: object
@@ -186,6 +188,18 @@ class Telemetry:
             ["app"],
             registry=r,
         )
+        self.slo_token_p95 = Gauge(
+            "governor_slo_token_p95_ms",
+            "p95 token latency SLO of a generation app (measure: ttft, tpot)",
+            ["app", "measure"],
+            registry=r,
+        )
+        self.token_burn_rate = Gauge(
+            "governor_slo_token_burn_rate",
+            "Error-budget burn of a token latency SLO over the window (ttft or tpot)",
+            ["app", "measure"],
+            registry=r,
+        )
         self.team_cost_per_hour = Gauge(
             "governor_team_cost_per_hour", "Planned cost per hour of a team", ["team"], registry=r
         )
@@ -273,6 +287,8 @@ class Telemetry:
             self.slo_target,
             self.slo_max_error,
             self.burn_rate,
+            self.token_burn_rate,
+            self.slo_token_p95,
             self.cost_per_hour,
             self.observed_cost_per_hour,
             self.cost_per_1k_requests,
@@ -307,6 +323,9 @@ class Telemetry:
         self._record_teams(config, plan, facts)
         for f in facts:
             self._put(self.burn_rate, (f.cfg.name,), _burn(f))
+            for measure, attained in f.token_attained.items():
+                burn = None if attained is None else burn_rate(attained, f.cfg.slo)
+                self._put(self.token_burn_rate, (f.cfg.name, measure), burn)
             self._put(self.cost_per_hour, (f.cfg.name, f.cfg.team), f.cost)
             self._note_decisions(f, plan, snapshot.now)
         detailed = self._select_detailed(config, snapshot.now)
@@ -356,6 +375,7 @@ class Telemetry:
             * price,
             rate=sum(vs.request_rate or 0.0 for vs in seen),
             attained=attained,
+            token_attained=_token_attained(app, observed),
             at_risk=_at_risk(app, observed, attained, alerts[app.name]),
             phase=str(view.get("phase", "idle")),
             step=view.get("step"),
@@ -436,6 +456,9 @@ class Telemetry:
     def _record_app_detail(self, f: _AppFacts, alerts: int) -> None:
         app, slo = (f.cfg.name,), f.cfg.slo
         self._put(self.slo_p95, app, slo.latency_p95_ms)
+        for measure, target in (("ttft", slo.ttft_p95_ms), ("tpot", slo.tpot_p95_ms)):
+            if target is not None:
+                self._put(self.slo_token_p95, (f.cfg.name, measure), target)
         self._put(self.slo_target, app, slo.target_attainment)
         self._put(self.slo_max_error, app, slo.max_error_rate)
         self._put(self.slo_attainment, app, f.attained)
@@ -510,6 +533,15 @@ def _at_risk(
         if vs.error_rate is not None and vs.error_rate > app.slo.max_error_rate:
             return True
     return False
+
+
+def _token_attained(app: AppConfig, observed: AppSnapshot | None) -> dict[str, float | None]:
+    targets = {"ttft": app.slo.ttft_p95_ms, "tpot": app.slo.tpot_p95_ms}
+    return {
+        m: token_attainment(observed, app.slo, m) if observed is not None else None
+        for m in TOKEN_MEASURES
+        if targets[m] is not None
+    }
 
 
 def _burn(f: _AppFacts) -> float | None:

@@ -110,6 +110,14 @@ class ContinuousEngine:
             return 0, 0
         return len(scheduler.active_requests), len(scheduler.waiting_requests)
 
+    def kv_cache_usage(self) -> float | None:
+        """Share of the paged KV cache in use now, 0..1; None when the manager does not say."""
+        processor = getattr(self.manager, "batch_processor", None)
+        free = getattr(getattr(processor, "cache", None), "compute_free_capacity", None)
+        if free is None:
+            return None
+        return min(1.0, max(0.0, 1.0 - float(free(relative=True))))
+
     async def stream(self, prompt: Prompt) -> AsyncIterator[Delta]:
         """Generate for `prompt`, yielding text as it comes; closing the stream cancels it."""
         if self.manager is None:

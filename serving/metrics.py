@@ -231,6 +231,13 @@ class ModelMetrics:
             tags,
             tag_keys=_tag_keys(*_VERSION_TAGS, "state"),
         )
+        self.kv_cache_usage = _metric(
+            Gauge,
+            "governor_kv_cache_usage_ratio",
+            "Share of the batching manager's paged KV cache in use (0..1).",
+            tags,
+            tag_keys=_VERSION_TAGS,
+        )
         self.model_load_s = _metric(
             Gauge,
             "governor_model_load_seconds",
@@ -257,10 +264,12 @@ class ModelMetrics:
             if output_tokens > 1:
                 self.time_per_output_token_ms.observe((total_ms - ttft_ms) / (output_tokens - 1))
 
-    def record_sequences(self, running: int, waiting: int) -> None:
-        """Publish how many sequences the batching manager runs and holds waiting."""
+    def record_sequences(self, running: int, waiting: int, kv_cache_usage: float | None) -> None:
+        """Publish the sequences the batching manager runs and holds waiting, and its KV use."""
         self.held.set(self.sequences, running, tags={"state": "running"})
         self.held.set(self.sequences, waiting, tags={"state": "waiting"})
+        if kv_cache_usage is not None:
+            self.held.set(self.kv_cache_usage, kv_cache_usage)
 
     def record_batch(
         self, size: int, compute_ms: float, input_tokens: int, output_tokens: int = 0

@@ -185,7 +185,8 @@ class GenerationModel(_ModelReplica):
         running, waiting = self.engine.sequences() if self.engine else (0, 0)
         cancelled = self.engine.cancelled if self.engine else 0
         sequences = {"running": running, "waiting": waiting, "cancelled": cancelled}
-        return {**super().describe(), "sequences": sequences}
+        usage = self.engine.kv_cache_usage() if self.engine else None
+        return {**super().describe(), "sequences": sequences, "kv_cache_usage": usage}
 
     def reconfigure(self, user_config: dict[str, Any] | None) -> None:
         """Adopt `max_batch_size` as the most sequences decoded together."""
@@ -272,7 +273,7 @@ class GenerationModel(_ModelReplica):
         first_ms: float | None = None
         tokens = 0
         try:
-            self.metrics.record_sequences(*engine.sequences())
+            self.metrics.record_sequences(*engine.sequences(), engine.kv_cache_usage())
             async for delta in engine.stream(prompt):
                 if first_ms is None and delta.completion_tokens:
                     first_ms = (time.perf_counter() - started) * 1000.0
@@ -282,4 +283,4 @@ class GenerationModel(_ModelReplica):
             self.open_streams -= 1
             total_ms = (time.perf_counter() - started) * 1000.0
             self.metrics.record_sequence(len(prompt.token_ids), tokens, first_ms, total_ms)
-            self.metrics.record_sequences(*engine.sequences())
+            self.metrics.record_sequences(*engine.sequences(), engine.kv_cache_usage())

@@ -22,6 +22,10 @@ INPUT_TOKENS = "ray_governor_input_tokens_total"
 OUTPUT_TOKENS = "ray_governor_output_tokens_total"
 """Token counters: the work a version did (the scaling agent's demand), and the recording
 rules' cost per million tokens."""
+SEQUENCES = "ray_governor_sequences"
+KV_CACHE_USAGE = "ray_governor_kv_cache_usage_ratio"
+"""Generation replicas' continuous batches: sequences by state, and paged KV cache in use
+(the dashboard's; no agent reads them)."""
 ONGOING = "ray_serve_num_ongoing_requests_at_replicas"
 REPLICA_HEALTHY = "ray_serve_deployment_replica_healthy"
 ROUTE_WEIGHT = "ray_governor_route_weight"

@@ -126,6 +126,34 @@ def test_unknown_attainment_is_exported_as_nan_not_as_a_guess() -> None:
     assert math.isnan(value(t, "governor_slo_error_budget_burn_rate", app="embed") or 0.0)
 
 
+def token_config(**slo: float) -> Any:
+    doc = config()
+    app = doc.applications[0]
+    return doc.model_copy(
+        update={"applications": [app.model_copy(update={"slo": app.slo.model_copy(update=slo)})]}
+    )
+
+
+def test_token_latency_burn_is_reported_for_each_target_the_slo_sets() -> None:
+    t = Telemetry()
+    # 90 sequences: TTFT 50 within 100 ms, 30 more within 200 ms; TPOT all within 100 ms.
+    tpot = LatencyHistogram((100.0, math.inf), (90.0, 90.0))
+    snap = snapshot(ttft_histogram=HIST, tpot_histogram=tpot)
+    t.record(token_config(ttft_p95_ms=100.0, tpot_p95_ms=100.0), snap, PLAN, {})
+    ttft = value(t, "governor_slo_token_burn_rate", app="embed", measure="ttft")
+    assert ttft == pytest.approx((1 - 50 / 90) / 0.1)
+    assert value(t, "governor_slo_token_burn_rate", app="embed", measure="tpot") == 0.0
+
+
+def test_token_burn_is_nan_without_sequences_and_absent_without_a_target() -> None:
+    t = Telemetry()
+    t.record(token_config(ttft_p95_ms=100.0), snapshot(), PLAN, {})
+    assert math.isnan(value(t, "governor_slo_token_burn_rate", app="embed", measure="ttft") or 0)
+    assert value(t, "governor_slo_token_burn_rate", app="embed", measure="tpot") is None
+    t.record(config(), snapshot(), PLAN, {})
+    assert value(t, "governor_slo_token_burn_rate", app="embed", measure="ttft") is None
+
+
 def test_each_new_rollout_verdict_is_counted_once() -> None:
     t = Telemetry()
     views = [

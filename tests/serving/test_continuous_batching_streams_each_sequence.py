@@ -61,21 +61,25 @@ def test_a_stop_string_ends_the_text_before_it(engine: ContinuousEngine) -> None
 
 
 def test_a_closed_stream_leaves_the_running_batch(engine: ContinuousEngine) -> None:
-    async def scenario() -> tuple[int, int]:
+    async def scenario() -> tuple[int, int, float | None, float | None]:
         prompt = engine.generator.encode("hello", max_tokens=100, temperature=1.0)
         stream = engine.stream(prompt)
         await anext(stream)
         running_before, _ = engine.sequences()
+        kv_before = engine.kv_cache_usage()
         await stream.aclose()  # the client went away
         deadline = time.monotonic() + 10
         while engine.sequences()[0] and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        return running_before, engine.sequences()[0]
+        return running_before, engine.sequences()[0], kv_before, engine.kv_cache_usage()
 
-    before, after = asyncio.run(scenario())
+    before, after, kv_before, kv_after = asyncio.run(scenario())
     assert before == 1
     assert after == 0
     assert engine.manager.output_router.result_handlers == {}
+    assert kv_before is not None and kv_after is not None
+    assert 0 < kv_before <= 1, "a running sequence holds pages of the KV cache"
+    assert kv_after < kv_before, "a cancelled sequence gives its pages back"
 
 
 def test_a_short_sequence_returns_while_a_long_one_still_runs(engine: ContinuousEngine) -> None:
