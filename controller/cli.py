@@ -264,6 +264,12 @@ def demo(
     rate_scale: Annotated[
         float, typer.Option(help="Fraction of the trace's requests sent.")
     ] = 0.08,
+    chat_rate_scale: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Fraction of the trace's requests streamed to the chat app (0: none)."
+        ),
+    ] = 0.02,
     trace: Annotated[Path | None, typer.Option(help="Trace CSV (default: the shared one).")] = None,
 ) -> None:
     """Run the embedded default: local Ray, the serve app, the daemon and a replayed trace."""
@@ -275,7 +281,12 @@ def demo(
     try:
         run_demo(
             DemoOptions(
-                config=config_path, out=out, replay_s=replay_s, rate_scale=rate_scale, trace=trace
+                config=config_path,
+                out=out,
+                replay_s=replay_s,
+                rate_scale=rate_scale,
+                chat_rate_scale=chat_rate_scale,
+                trace=trace,
             )
         )
     except GovernorError as err:

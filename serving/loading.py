@@ -1,8 +1,9 @@
 """Where a version's weights come from, and how they are placed on a device.
 
-A model source is one of: `bundled:<name>` (weights shipped in a Python package), a local
-directory, or a Hugging Face hub id read from the local cache (downloads stay off unless
-the version sets `allow_download: true`).
+A model source is one of: `bundled:<name>` (weights shipped in a Python package),
+`made:<name>` (a small causal LM built locally on first use, `serving.local_models`), a
+local directory, or a Hugging Face hub id read from the local cache (downloads stay off
+unless the version sets `allow_download: true`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 
 from serving.errors import ModelSourceError, ServingError
+from serving.local_models import MADE, MADE_PREFIX, made_model
 
 BUNDLED_PREFIX = "bundled:"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -56,6 +58,11 @@ def resolve_source(model: str, allow_download: bool = False) -> ModelSource:
         if name not in BUNDLES:
             raise ModelSourceError(f"unknown bundled model {name!r}; known: {sorted(BUNDLES)}")
         return _local_dir(BUNDLES[name]())
+    if model.startswith(MADE_PREFIX):
+        name = model.removeprefix(MADE_PREFIX)
+        if name not in MADE:
+            raise ModelSourceError(f"unknown made model {name!r}; known: {sorted(MADE)}")
+        return _local_dir(made_model(name))
     if model.startswith(_PATH_PREFIXES):
         return _local_dir(Path(model.removeprefix("file://")).expanduser())
     if Path(model).is_dir():

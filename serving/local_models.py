@@ -1,10 +1,15 @@
 """Causal LMs made on the spot: random weights and a byte-level BPE tokenizer trained on a
-few lines, with a chat template. The tests and the generation benchmark use them where
-nothing may be downloaded; they measure serving, not language."""
+few lines, with a chat template. The tests, the generation benchmark and the local default's
+chat application (`made:<name>`) use them where nothing may be downloaded; they measure
+serving, not language."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import fcntl
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 CHAT_TEMPLATE = (
@@ -29,6 +34,11 @@ TINY = LmShape()
 """Fast enough for unit tests on two cores."""
 SMALL = LmShape(context=1024, width=256, layers=4, heads=4)
 """Compute that outweighs the per-step overhead on a CPU: for benchmarks."""
+MADE = {"tiny-chat": LmShape(context=1024, width=64, layers=2, heads=2)}
+"""Models a version may name as `made:<name>`: built on first use, then read from the cache."""
+MADE_PREFIX = "made:"
+CACHE_ENV = "GOVERNOR_MODEL_CACHE"
+"""Where made models are kept; `~/.cache/governor/models` when unset."""
 
 
 def build_causal_lm(path: Path, shape: LmShape = TINY, seed: int = 0) -> Path:
@@ -67,4 +77,35 @@ def build_causal_lm(path: Path, shape: LmShape = TINY, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     GPT2LMHeadModel(config).save_pretrained(path)
     fast.save_pretrained(path)
+    return path
+
+
+def model_cache() -> Path:
+    """The folder made models are kept in."""
+    configured = os.environ.get(CACHE_ENV)
+    return Path(configured) if configured else Path.home() / ".cache" / "governor" / "models"
+
+
+def made_model(name: str) -> Path:
+    """The folder of the made model `name`, built on first use (once across processes).
+
+    Raises KeyError for a name not in `MADE`.
+    """
+    shape = MADE[name]
+    tag = "-".join(f"{k}{v}" for k, v in asdict(shape).items())
+    path = model_cache() / f"{name}-{tag}"
+    if (path / "config.json").exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        # Replicas of two versions may start together: one builds, the other waits for it.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (path / "config.json").exists():
+            scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+            try:
+                build_causal_lm(scratch, shape)
+                scratch.rename(path)
+            except BaseException:
+                shutil.rmtree(scratch, ignore_errors=True)
+                raise
     return path

@@ -1,7 +1,8 @@
 """Calibrate against a running deployment: bounded load steps over HTTP, one shape at a time.
 
 For each request shape the load doubles from `start_rps` until the answers' p95 passes the
-SLO (or errors pass its error rate, or `max_rps` is reached, which is then the answer),
+SLO (or errors pass its error rate, or `max_rps` is reached, which is then the answer;
+generation is streamed and also held to the SLO's TTFT and TPOT targets where it sets them),
 then bisects the last doubling `refine` times; no step ever exceeds `max_rps`. A first
 step already beyond the SLO halves down instead, and a shape no rate serves is an error.
 Every step sends Poisson arrivals for `step_s` seconds through
@@ -11,54 +12,92 @@ at target utilization comes from Little's law over the step nearest it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from controller.calibration.model import Calibration, LoadPoint, fit_work
 from controller.calibration.simulated import REFERENCE_INDEX
-from controller.config import AppConfig
+from controller.config import SLO, AppConfig
 from controller.errors import GovernorError
 from controller.sim.replay import (
     ReplayRequest,
     ReplayResult,
-    completion_body,
+    StreamResult,
+    completion_stream_body,
     embedding_body,
     replay,
+    stream_replay_async,
 )
 
-Send = Callable[[list[ReplayRequest]], list[ReplayResult]]
+Send = Callable[[list[ReplayRequest]], Sequence[ReplayResult]]
 """Sends one step's requests and returns their results (the HTTP seam, for tests)."""
 StepDone = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class StepResult:
-    """One load step: its rate, the answers' p95 and mean latency, the share of errors."""
+    """One load step: its rate, the answers' p95 and mean latency, the share of errors.
+
+    Streamed generation steps also carry the p95 of time to first token and of time per
+    output token (None where the answers were not streamed).
+    """
 
     rate: float
     p95_ms: float
     mean_s: float
     error_rate: float
+    ttft_p95_ms: float | None = None
+    tpot_p95_ms: float | None = None
 
-    def within(self, slo_ms: float, max_error_rate: float) -> bool:
-        """Whether the step met the latency SLO and the error budget."""
-        return self.p95_ms <= slo_ms and self.error_rate <= max_error_rate
+    def within(self, slo: SLO) -> bool:
+        """Whether the step met the SLO: latency, each token target it sets, errors."""
+        limits = ((self.ttft_p95_ms, slo.ttft_p95_ms), (self.tpot_p95_ms, slo.tpot_p95_ms))
+        tokens_ok = all(seen is None or limit is None or seen <= limit for seen, limit in limits)
+        return (
+            self.p95_ms <= slo.latency_p95_ms
+            and tokens_ok
+            and self.error_rate <= slo.max_error_rate
+        )
+
+    def describe(self) -> str:
+        """The step's p95s in words."""
+        parts = [f"p95 {self.p95_ms:.0f} ms"]
+        if self.ttft_p95_ms is not None:
+            parts.append(f"TTFT p95 {self.ttft_p95_ms:.0f} ms")
+        if self.tpot_p95_ms is not None:
+            parts.append(f"TPOT p95 {self.tpot_p95_ms:.1f} ms")
+        return ", ".join(parts)
 
 
 def http_sender(url: str, model: str, kind: str, timeout_s: float = 60.0) -> Send:
-    """A sender that posts embeddings or completions to a live OpenAI-compatible endpoint."""
-    route, body = (
-        ("/v1/embeddings", embedding_body)
-        if kind == "encoder"
-        else ("/v1/completions", completion_body)
-    )
+    """A sender that posts embeddings, or streams completions, to a live OpenAI endpoint.
 
-    def send(requests: list[ReplayRequest]) -> list[ReplayResult]:
-        return replay(url, requests, model=model, route=route, body=body, timeout_s=timeout_s)
+    Generation is streamed so that each answer's time to first token and per output token
+    are measured as a client sees them.
+    """
+    if kind == "encoder":
 
-    return send
+        def send(requests: list[ReplayRequest]) -> Sequence[ReplayResult]:
+            return replay(url, requests, model=model, body=embedding_body, timeout_s=timeout_s)
+
+        return send
+
+    def stream(requests: list[ReplayRequest]) -> Sequence[ReplayResult]:
+        return asyncio.run(
+            stream_replay_async(
+                url,
+                requests,
+                model=model,
+                route="/v1/completions",
+                body=completion_stream_body,
+                timeout_s=timeout_s,
+            )
+        )
+
+    return stream
 
 
 def poisson_step(
@@ -78,13 +117,28 @@ def run_step(
     results = send(poisson_step(rate, seconds, prompt, output, seed))
     if not results:
         return StepResult(rate, float("inf"), float("inf"), 1.0)
-    latencies = np.array([r.latency_s for r in results if r.ok]) * 1000.0
-    errors = sum(1 for r in results if not r.ok) / len(results)
-    if latencies.size == 0:
+    ok = [r for r in results if r.ok]
+    errors = (len(results) - len(ok)) / len(results)
+    if not ok:
         return StepResult(rate, float("inf"), float("inf"), errors)
+    latencies = np.array([r.latency_s for r in ok]) * 1000.0
+    streamed = [r for r in ok if isinstance(r, StreamResult)]
     return StepResult(
-        rate, float(np.quantile(latencies, 0.95)), float(latencies.mean()) / 1000, errors
+        rate,
+        float(np.quantile(latencies, 0.95)),
+        float(latencies.mean()) / 1000,
+        errors,
+        ttft_p95_ms=_p95_ms([r.ttft_s for r in streamed], bool(streamed)),
+        tpot_p95_ms=_p95_ms([r.tpot_s for r in streamed], bool(streamed)),
     )
+
+
+def _p95_ms(seconds: list[float | None], streamed: bool) -> float | None:
+    """p95 in ms of what the streams measured; None when nothing was streamed or measured."""
+    known = [s for s in seconds if s is not None]
+    if not streamed:
+        return None
+    return float(np.quantile(known, 0.95)) * 1000.0 if known else None
 
 
 def measure_shape(
@@ -100,47 +154,47 @@ def measure_shape(
     done: StepDone | None = None,
 ) -> LoadPoint:
     """The highest rate one replica serves within the SLO at one shape, and its in-flight."""
-    slo, errors = app.slo.latency_p95_ms, app.slo.max_error_rate
+    slo = app.slo
     steps: list[StepResult] = []
 
     def step(rate: float) -> StepResult:
         result = run_step(send, rate, step_s, prompt, output, seed=len(steps))
         steps.append(result)
         if done is not None:
-            verdict = "within" if result.within(slo, errors) else "beyond"
+            verdict = "within" if result.within(slo) else "beyond"
             done(
-                f"{prompt} in / {output} out at {rate:.2f} req/s: p95 {result.p95_ms:.0f} ms, "
+                f"{prompt} in / {output} out at {rate:.2f} req/s: {result.describe()}, "
                 f"errors {result.error_rate:.1%} ({verdict} the SLO)"
             )
         return result
 
     lo, hi = 0.0, min(start_rps, max_rps)
-    while hi <= max_rps and step(hi).within(slo, errors):
+    while hi <= max_rps and step(hi).within(slo):
         lo, hi = hi, hi * 2
     if lo <= 0:
         # The first step already broke the SLO: halve down, as far as the refine budget goes.
         rate = hi
         for _ in range(refine + 2):
             hi, rate = rate, rate / 2
-            if step(rate).within(slo, errors):
+            if step(rate).within(slo):
                 lo = rate
                 break
         else:
             raise GovernorError(
                 f"{prompt} in / {output} out: even {rate:.3g} req/s breaks the SLO "
-                f"(p95 {steps[-1].p95_ms:.0f} ms, errors {steps[-1].error_rate:.1%}); is "
+                f"({steps[-1].describe()}, errors {steps[-1].error_rate:.1%}); is "
                 "the deployment at one healthy replica, and the SLO reachable at all?"
             )
     if hi <= max_rps:
         for _ in range(refine):
             mid = (lo + hi) / 2
-            if step(mid).within(slo, errors):
+            if step(mid).within(slo):
                 lo = mid
             else:
                 hi = mid
     target = lo * app.scaling.target_utilization
     near = min(
-        (s for s in steps if s.within(slo, errors)),
+        (s for s in steps if s.within(slo)),
         key=lambda s: abs(s.rate - target),
         default=None,
     )
@@ -185,6 +239,8 @@ def calibrate_live(
         source=source,
         slo={
             "latency_ms": app.slo.latency_p95_ms,
+            "ttft_ms": app.slo.ttft_p95_ms,
+            "tpot_ms": app.slo.tpot_p95_ms,
             "max_error_rate": app.slo.max_error_rate,
             "target_attainment": app.slo.target_attainment,
         },

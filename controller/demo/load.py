@@ -9,7 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.sim.replay import ReplayRequest, ReplayResult, replay_async
+from controller.sim.replay import (
+    ReplayRequest,
+    ReplayResult,
+    StreamResult,
+    replay_async,
+    stream_replay_async,
+)
 from controller.sim.trace import Trace, default_trace_path, load_trace, scale_trace
 
 
@@ -38,10 +44,8 @@ class TraceLoad:
             rate_scale=rate_scale,
             seed=seed,
         )
-        self.requests = [
-            ReplayRequest(float(at), int(min(max_words, max(1, round(tokens * size_scale)))), 0)
-            for at, tokens in zip(self.trace.arrival_s, self.trace.prompt_tokens, strict=True)
-        ]
+        self.size_scale, self.max_words = size_scale, max_words
+        self.requests = self._requests()
         self.base_url, self.model, self.timeout_s = url, model, timeout_s
         self.ok = self.failed = self.shed = 0
         """Answered; not answered (shed included); refused for overload."""
@@ -51,6 +55,16 @@ class TraceLoad:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def _requests(self) -> list[ReplayRequest]:
+        """One request per trace arrival, its input scaled from the row's prompt tokens."""
+        return [
+            ReplayRequest(float(at), self._words(tokens), 0)
+            for at, tokens in zip(self.trace.arrival_s, self.trace.prompt_tokens, strict=True)
+        ]
+
+    def _words(self, tokens: int) -> int:
+        return int(min(self.max_words, max(1, round(tokens * self.size_scale))))
 
     @property
     def sent(self) -> int:
@@ -123,3 +137,68 @@ class TraceLoad:
         """Messages of failed requests."""
         with self._lock:
             return list(self._errors)
+
+
+class ChatTraceLoad(TraceLoad):
+    """Streaming chat clients: each trace row's prompt and output token counts (scaled).
+
+    Each answer streams as server-sent events, so the client sees when its first token
+    came (TTFT) and how fast the rest followed (TPOT), as a chat front end's user does.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        trace_path: Path | None = None,
+        replay_s: float = 170.0,
+        rate_scale: float = 0.02,
+        seed: int = 1,
+        size_scale: float = 0.03,
+        max_words: int = 64,
+        max_output: int = 256,
+        timeout_s: float = 60.0,
+    ) -> None:
+        self.max_output = max_output
+        super().__init__(
+            url, model, trace_path, replay_s, rate_scale, seed, size_scale, max_words, timeout_s
+        )
+        self._ttft_ms: list[float] = []
+        self._tpot_ms: list[float] = []
+
+    def _requests(self) -> list[ReplayRequest]:
+        trace = self.trace
+        return [
+            ReplayRequest(float(at), self._words(p), int(min(self.max_output, max(1, o))))
+            for at, p, o in zip(
+                trace.arrival_s, trace.prompt_tokens, trace.output_tokens, strict=True
+            )
+        ]
+
+    def _run(self) -> None:
+        asyncio.run(
+            stream_replay_async(
+                self.base_url,
+                self.requests,
+                model=self.model,
+                concurrency=512,
+                timeout_s=self.timeout_s,
+                on_result=self._record_stream,
+                should_stop=self._stop.is_set,
+            )
+        )
+
+    def _record_stream(self, result: StreamResult) -> None:
+        self._record(result)
+        if not result.ok:
+            return
+        with self._lock:
+            if result.ttft_s is not None:
+                self._ttft_ms.append(result.ttft_s * 1000)
+            if result.tpot_s is not None:
+                self._tpot_ms.append(result.tpot_s * 1000)
+
+    def token_latencies(self) -> tuple[list[float], list[float]]:
+        """(TTFT, TPOT) in ms of the answered streams."""
+        with self._lock:
+            return list(self._ttft_ms), list(self._tpot_ms)

@@ -12,11 +12,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from controller.errors import PermanentError, TemporaryError
+from serving.local_models import CACHE_ENV
 
 LOOPBACK = "127.0.0.1"
 SINGLE_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -55,6 +57,9 @@ def local_ray_env() -> dict[str, str]:
         # Serve's proxy refuses what an application cannot answer in time before it costs
         # a hop to the router, and answers its own 503s in OpenAI's format.
         PROXY_CALLBACK_ENV: PROXY_MIDDLEWARES,
+        # Models made on first use (`made:` sources) are kept in the checkout's ignored
+        # .cache/, beside the other local caches, unless a cache is set already.
+        CACHE_ENV: os.environ.get(CACHE_ENV) or str(Path(".cache/models").resolve()),
     }
 
 

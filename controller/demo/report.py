@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller.config import GovernorConfig
+from controller.config import SLO, GovernorConfig
 from controller.daemon import TickReport
 
 
@@ -173,3 +173,35 @@ def write_report(out: Path, timeline: Timeline, summary: dict[str, Any]) -> tupl
 
 def _nan(x: float | None) -> float:
     return math.nan if x is None else x
+
+
+def generation_summary(
+    app: str,
+    slo: SLO,
+    ttft_ms: list[float],
+    tpot_ms: list[float],
+    answered: int,
+    failed: int,
+    shed: int,
+) -> dict[str, Any]:
+    """What the streaming chat clients saw: token latencies against the app's SLO targets."""
+
+    def within(values: list[float], target: float | None) -> float | None:
+        if target is None or not values:
+            return None
+        return sum(1 for x in values if x <= target) / len(values)
+
+    return {
+        "app": app,
+        "requests": answered + failed,
+        "failed_requests": failed,
+        "shed_requests": shed,
+        "ttft_p50_ms": latency_quantile(ttft_ms, 0.50),
+        "ttft_p95_ms": latency_quantile(ttft_ms, 0.95),
+        "slo_ttft_p95_ms": slo.ttft_p95_ms,
+        "ttft_within_slo": within(ttft_ms, slo.ttft_p95_ms),
+        "tpot_p50_ms": latency_quantile(tpot_ms, 0.50),
+        "tpot_p95_ms": latency_quantile(tpot_ms, 0.95),
+        "slo_tpot_p95_ms": slo.tpot_p95_ms,
+        "tpot_within_slo": within(tpot_ms, slo.tpot_p95_ms),
+    }

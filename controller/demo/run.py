@@ -19,9 +19,9 @@ from controller.actuators.state_file import FileStateStore
 from controller.clock import SystemClock
 from controller.config import GovernorConfig, load_config
 from controller.daemon import Daemon, TickReport
-from controller.demo.load import TraceLoad
+from controller.demo.load import ChatTraceLoad, TraceLoad
 from controller.demo.local_ray import free_port, local_ray, wait_for_http
-from controller.demo.report import Timeline, summarize, write_report
+from controller.demo.report import Timeline, generation_summary, summarize, write_report
 from controller.events import EventLog
 from controller.signals.commands import CommandInbox
 from controller.targets import build_local_target
@@ -41,6 +41,8 @@ class DemoOptions:
     """Length of the replay: the whole trace, time-compressed to this many seconds."""
     rate_scale: float = 0.08
     """Fraction of the trace's requests sent (after time compression)."""
+    chat_rate_scale: float = 0.02
+    """Fraction of the trace's requests sent as streaming chats, where a generation app is."""
     candidate_at: float = 0.25
     """Fraction of the replay after which the candidate version is declared."""
     num_cpus: int = 8
@@ -74,6 +76,25 @@ def _model_name(serve_doc: dict[str, Any], app: str) -> str:
         if a.get("name") == app:
             return str((a.get("args") or {}).get("model_name") or app)
     return app
+
+
+@dataclass(frozen=True)
+class _ChatApp:
+    """A governed generation application of the Serve config: what the chat clients need."""
+
+    name: str
+    url: str
+    model: str
+
+
+def _chat_app(serve_doc: dict[str, Any], config: GovernorConfig, http_url: str) -> _ChatApp | None:
+    governed = {a.name for a in config.applications}
+    for a in serve_doc.get("applications", []):
+        args = a.get("args") or {}
+        if args.get("task") == "generation" and a.get("name") in governed:
+            prefix = str(a.get("route_prefix") or "/").rstrip("/")
+            return _ChatApp(a["name"], f"{http_url}{prefix}", str(args.get("model_name")))
+    return None
 
 
 def _http_url(serve_doc: dict[str, Any]) -> str:
@@ -113,7 +134,8 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
         dashboard = RayDashboardClient(head.dashboard_url)
         console.print(f"deploying {config.local.serve_config} through {head.dashboard_url}")
         dashboard.put_applications(serve_doc)
-        _wait_running(dashboard, app_cfg.name, 240, console)
+        for serve_app in serve_doc.get("applications", []):
+            _wait_running(dashboard, serve_app["name"], 240, console)
         wait_for_http(f"{http_url}/-/routes", 60, "the Serve HTTP proxy")
         console.print(f"[green]serving[/] at {http_url}")
 
@@ -140,6 +162,19 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
             rate_scale=options.rate_scale,
             seed=options.seed,
         )
+        chat_app = _chat_app(serve_doc, config, http_url)
+        chat = (
+            ChatTraceLoad(
+                url=chat_app.url,
+                model=chat_app.model,
+                trace_path=options.trace,
+                replay_s=options.replay_s,
+                rate_scale=options.chat_rate_scale,
+                seed=options.seed + 1,
+            )
+            if chat_app is not None and options.chat_rate_scale > 0
+            else None
+        )
         timeline = Timeline(
             app_cfg.name, app_cfg.slo.latency_p95_ms, [v.name for v in app_cfg.versions]
         )
@@ -156,14 +191,18 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
             f"daemon ticking every {config.interval_s:.0f}s, metrics on "
             f"http://127.0.0.1:{metrics_port}/metrics; replaying {load.describe()}"
         )
+        if chat is not None:
+            console.print(f"streaming chats to {chat.base_url}: {chat.describe()}")
         daemon_thread.start()
         load.start()
+        if chat is not None:
+            chat.start()
         started = time.monotonic()
         declared = False
         seen = 0
         try:
             with Live(console=console, refresh_per_second=2, transient=False) as live:
-                while not load.finished():
+                while not (load.finished() and (chat is None or chat.finished())):
                     elapsed = time.monotonic() - started
                     if (
                         candidate
@@ -176,10 +215,12 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
                         rps, p95 = load.recent(elapsed, window_s=config.interval_s * 2)
                         timeline.add(time.monotonic() - started, reports[seen], rps, p95)
                         seen += 1
-                    live.update(_live_view(daemon, load, elapsed, options.replay_s))
+                    live.update(_live_view(daemon, load, chat, elapsed, options.replay_s))
                     time.sleep(0.5)
         finally:
             load.stop()
+            if chat is not None:
+                chat.stop()
             stop.set()
             daemon_thread.join(timeout=30)
             server.shutdown()
@@ -192,18 +233,31 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
         summary = summarize(
             timeline, latencies, failures, daemon.rollouts().get(app_cfg.name, {}), daemon.config
         )
+        if chat is not None and chat_app is not None:
+            ttft, tpot = chat.token_latencies()
+            slo = daemon.config.app(chat_app.name).slo
+            summary["generation"] = generation_summary(
+                chat_app.name, slo, ttft, tpot, chat.ok, chat.failed, chat.shed
+            )
         summary_path, png = write_report(options.out, timeline, summary)
     _print_summary(console, summary, summary_path, png)
     return summary
 
 
-def _live_view(daemon: Daemon, load: TraceLoad, elapsed: float, total: float) -> Group:
+def _live_view(
+    daemon: Daemon, load: TraceLoad, chat: ChatTraceLoad | None, elapsed: float, total: float
+) -> Group:
     last = daemon.last
-    header = Text(
+    text = (
         f"t={elapsed:5.0f}s / {total:.0f}s   answered {load.sent} of {len(load.requests)} "
-        f"(ok {load.ok}, failed {load.failed}, of which shed {load.shed})",
-        style="bold",
+        f"(ok {load.ok}, failed {load.failed}, of which shed {load.shed})"
     )
+    if chat is not None:
+        text += (
+            f"\nchats streamed {chat.sent} of {len(chat.requests)} "
+            f"(ok {chat.ok}, failed {chat.failed}, of which shed {chat.shed})"
+        )
+    header = Text(text, style="bold")
     if last is None or last.snapshot is None:
         return Group(header, Text("waiting for the first tick..."))
     table = status_table(daemon.config, last.snapshot, last.plan, last.rollouts)

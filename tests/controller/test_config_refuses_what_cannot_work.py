@@ -32,9 +32,10 @@ def base(tmp_path: Path) -> dict[str, Any]:
     serve = yaml.safe_load((REPO / "configs/serve.local.yaml").read_text())
     (tmp_path / "serve.yaml").write_text(yaml.safe_dump(serve))
     # A calibration is measured for one SLO and refuses any other: seed capacity instead.
-    scaling = doc["applications"][0]["scaling"]
-    del scaling["calibration"]
-    scaling["capacity_rps_per_replica"] = 100.0
+    for application in doc["applications"]:
+        scaling = application["scaling"]
+        del scaling["calibration"]
+        scaling["capacity_rps_per_replica"] = 100.0
     doc["local"].update(dashboard_url="http://127.0.0.1:1", serve_config="serve.yaml")
     doc["dry_run"] = True
     doc["state_path"] = str(tmp_path / "state" / "state.json")
@@ -61,7 +62,7 @@ def test_the_shipped_local_config_passes_the_check(monkeypatch: pytest.MonkeyPat
     monkeypatch.chdir(REPO)
     result = CliRunner().invoke(app, ["check", "--config", "configs/governor.local.yaml"])
     assert result.exit_code == 0, result.output
-    assert "1 applications, target local: OK" in result.output
+    assert "2 applications, target local: OK" in result.output
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,8 @@ def serve_config(http_port: int, v2_batching: dict[str, Any] | None = None) -> d
     """The shipped local Serve config renamed to APP, one torch thread per replica."""
     doc = copy.deepcopy(yaml.safe_load((REPO / "configs/serve.local.yaml").read_text()))
     doc["http_options"] = {"host": "127.0.0.1", "port": http_port}
-    (app,) = doc["applications"]
+    (app,) = [a for a in doc["applications"] if a["name"] == "embeddings"]
+    doc["applications"] = [app]
     app["name"] = APP
     for version in app["args"]["versions"]:
         version["torch_threads"] = 1

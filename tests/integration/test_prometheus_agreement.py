@@ -109,6 +109,7 @@ def _ray_scrape_target(cluster: RayServeCluster, sd_file: Path, timeout_s: float
 
 def _config(cluster: RayServeCluster, tmp: Path, prometheus_url: str) -> GovernorConfig:
     serve = yaml.safe_load((CONFIGS / "serve.local.yaml").read_text())
+    serve["applications"] = [a for a in serve["applications"] if a["name"] == APP]
     serve["http_options"] = {"host": "127.0.0.1", "port": cluster.http_port}
     serve_path = tmp / "serve.yaml"
     serve_path.write_text(yaml.safe_dump(serve))

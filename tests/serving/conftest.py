@@ -90,7 +90,9 @@ class ServingApps:
     ) -> dict[str, Any]:
         """The full Serve config of the test apps; optionally other router weights or v1 batching."""
         config = copy.deepcopy(yaml.safe_load(LOCAL_CONFIG.read_text()))
-        (embeddings,) = config["applications"]
+        # The shipped embeddings application; the tests bring their own generation one.
+        (embeddings,) = [a for a in config["applications"] if a["name"] == EMBEDDINGS_APP]
+        config["applications"] = [embeddings]
         deployments = {d["name"]: d for d in embeddings["deployments"]}
         if weights is not None:
             deployments["router"]["user_config"] = {"weights": weights}

@@ -39,3 +39,30 @@ def test_uncached_hub_id_fails_naming_the_id() -> None:
     source = resolve_source("governor-tests/not-a-real-model")
     with pytest.raises(ModelSourceError, match="governor-tests/not-a-real-model"):
         load_pretrained(AutoTokenizer, source)
+
+
+def test_a_made_model_is_built_on_first_use_then_read_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from transformers import AutoTokenizer
+
+    from serving.local_models import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    with ThreadPoolExecutor(2) as pool:  # two replicas starting together build it once
+        first, second = pool.map(lambda _: resolve_source("made:tiny-chat"), range(2))
+    assert first == second and Path(first.location).parent == tmp_path
+    built = (Path(first.location) / "config.json").stat().st_mtime_ns
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == [
+        Path(first.location).name
+    ], "no half-built folder is left beside it"
+    assert resolve_source("made:tiny-chat") == first
+    assert (Path(first.location) / "config.json").stat().st_mtime_ns == built
+    assert AutoTokenizer.from_pretrained(first.location).chat_template
+
+
+def test_unknown_made_model_lists_the_known_ones() -> None:
+    with pytest.raises(ModelSourceError, match="tiny-chat"):
+        resolve_source("made:gpt-huge")

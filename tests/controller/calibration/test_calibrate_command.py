@@ -60,6 +60,7 @@ def test_calibrate_a_profile_writes_a_file_a_config_reads(tmp_path: Path) -> Non
     assert cal.kind == "encoder" and len(cal.points) >= 2
     assert out.read_text().startswith("# Written by: governor calibrate ")
     doc = yaml.safe_load(CONFIG.read_text())
+    doc["applications"] = doc["applications"][:1]
     doc["applications"][0]["scaling"]["calibration"] = "cal/minilm.yaml"
     (tmp_path / "governor.yaml").write_text(yaml.safe_dump(doc))
     scaling = load_config(tmp_path / "governor.yaml").applications[0].scaling

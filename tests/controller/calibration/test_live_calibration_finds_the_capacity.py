@@ -7,7 +7,7 @@ import pytest
 from controller.calibration.live import Send, calibrate_live, measure_shape
 from controller.config import AppConfig
 from controller.errors import GovernorError
-from controller.sim.replay import ReplayRequest, ReplayResult
+from controller.sim.replay import ReplayRequest, ReplayResult, StreamResult
 from tests.controller.fleet import app_doc, make_config
 
 STEP_S = 400.0
@@ -104,7 +104,13 @@ def test_calibrate_live_fits_the_work_model_of_the_measured_shapes() -> None:
                          step_s=STEP_S, done=lines.append)
     assert cal.kind == "generation" and cal.source == "fake replica"
     assert [(p.prompt_tokens, p.output_tokens) for p in cal.points] == list(SHAPES)
-    assert cal.slo == {"latency_ms": 200.0, "max_error_rate": 0.01, "target_attainment": 0.99}
+    assert cal.slo == {
+        "latency_ms": 200.0,
+        "ttft_ms": None,
+        "tpot_ms": None,
+        "max_error_rate": 0.01,
+        "target_attainment": 0.99,
+    }
     assert cal.target_utilization == 0.7
     assert cal.in_flight_per_replica == cal.points[1].in_flight, "the reference shape's"
     assert (cal.work.reference_prompt_tokens, cal.work.reference_output_tokens) == (100, 50)
@@ -116,3 +122,28 @@ def test_calibrate_live_fits_the_work_model_of_the_measured_shapes() -> None:
     assert cal.fit_error < 0.25
     assert lines[0] == "400 in / 10 out at 1.00 req/s: p95 50 ms, errors 0.0% (within the SLO)"
     assert any(line.endswith("(beyond the SLO)") for line in lines)
+
+
+def streaming_replica(capacity_rps: float) -> Send:
+    """A generation replica whose answers end in 100 ms at any rate, but whose first token
+    comes 50 ms after the send below `capacity_rps` and 2 s after it above."""
+
+    def send(requests: list[ReplayRequest]) -> list[StreamResult]:
+        ttft = 0.05 if len(requests) / STEP_S < capacity_rps else 2.0
+        return [
+            StreamResult(r.at_s, r.at_s, r.at_s + ttft + 0.05, 200, first_s=r.at_s + ttft, tokens=10)
+            for r in requests
+        ]
+
+    return send
+
+
+def test_a_generation_shape_is_held_to_the_slo_time_to_first_token() -> None:
+    doc = app_doc(versions=("v1",), slo_ms=5000)
+    doc["slo"]["ttft_p95_ms"] = 500
+    chat = make_config(doc).applications[0]
+    lines: list[str] = []
+    point = measure_shape(streaming_replica(6.0), chat, 100, 10, start_rps=1.0, max_rps=64.0,
+                          step_s=STEP_S, refine=2, done=lines.append)
+    assert point.capacity_rps == 5.0, "4 within, 8 beyond on TTFT alone, then 6 out and 5 in"
+    assert lines[0].startswith("100 in / 10 out at 1.00 req/s: p95 100 ms, TTFT p95 50 ms")
