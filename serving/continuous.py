@@ -21,7 +21,7 @@ import asyncio
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,6 +188,30 @@ class ContinuousEngine:
         router = self.manager.output_router
         with router._lock:
             router.result_handlers.pop(request_id, None)
+
+
+async def coalesced(
+    stream: AsyncIterator[Delta], interval_s: float, clock: Callable[[], float] = time.monotonic
+) -> AsyncIterator[Delta]:
+    """The deltas of `stream`, those that come within `interval_s` of the last sent merged.
+
+    The first text goes out at once (time to first token is kept) and the last delta
+    always does; in between, at most one delta per interval.
+    """
+    pending: Delta | None = None
+    sent_at: float | None = None
+    async for delta in stream:
+        if pending is not None:
+            delta = Delta(pending.text + delta.text, delta.completion_tokens, delta.finish_reason)
+        now = clock()
+        due = sent_at is None or now - sent_at >= interval_s
+        if delta.finish_reason is not None or (delta.text and due):
+            pending, sent_at = None, now
+            yield delta
+        else:
+            pending = delta
+    if pending is not None:
+        yield pending
 
 
 async def collect(stream: AsyncIterator[Delta]) -> tuple[str, Delta, float]:

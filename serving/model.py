@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 from ray import serve
 
-from serving.continuous import ContinuousEngine, Delta, collect
+from serving.continuous import ContinuousEngine, Delta, coalesced, collect
 from serving.embedding import Embedder
 from serving.errors import QueueWaitExceededError
 from serving.generation import Generator, Prompt
@@ -169,6 +169,7 @@ class GenerationModel(_ModelReplica):
     `max_batch_size` is the most sequences decoded together; a new value takes effect
     when no sequence runs (the manager is rebuilt then). `batch_wait_timeout_s` does not
     apply: a sequence joins the running batch at the next decode step.
+    `stream_interval_s` merges a stream's tokens into fewer events (live).
     """
 
     def __init__(self, spec: VersionSpec, model_name: str) -> None:
@@ -255,7 +256,8 @@ class GenerationModel(_ModelReplica):
         text = prompt if messages is None else self.generator.render_chat(messages)
         encoded = self.generator.encode(text or "", max_tokens, temperature, top_p, stop)
         yield StreamChunk("", None, len(encoded.token_ids), 0)
-        async for delta in self._sequence(encoded):
+        interval = self.batching.value.stream_interval_s
+        async for delta in coalesced(self._sequence(encoded), interval):
             yield StreamChunk(
                 delta.text, delta.finish_reason, len(encoded.token_ids), delta.completion_tokens
             )

@@ -108,6 +108,9 @@ class ModelUserConfig(BaseModel):
 
     max_batch_size: int = Field(default=16, ge=1, le=1024)
     batch_wait_timeout_s: float = Field(default=0.01, ge=0.0, le=10.0)
+    stream_interval_s: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Generation: a stream's tokens decoded within this long go out as one event (the
+    first at once); 0 sends every step's tokens. Each event costs every hop a message."""
 
 
 RETRY_AFTER_S = 1.0
