@@ -269,7 +269,7 @@ def demo(
         typer.Option(
             min=0, help="Fraction of the trace's requests streamed to the chat app (0: none)."
         ),
-    ] = 0.02,
+    ] = 0.01,
     trace: Annotated[Path | None, typer.Option(help="Trace CSV (default: the shared one).")] = None,
 ) -> None:
     """Run the embedded default: local Ray, the serve app, the daemon and a replayed trace."""

@@ -152,7 +152,7 @@ class ChatTraceLoad(TraceLoad):
         model: str,
         trace_path: Path | None = None,
         replay_s: float = 170.0,
-        rate_scale: float = 0.02,
+        rate_scale: float = 0.01,
         seed: int = 1,
         size_scale: float = 0.03,
         max_words: int = 64,

@@ -41,7 +41,7 @@ class DemoOptions:
     """Length of the replay: the whole trace, time-compressed to this many seconds."""
     rate_scale: float = 0.08
     """Fraction of the trace's requests sent (after time compression)."""
-    chat_rate_scale: float = 0.02
+    chat_rate_scale: float = 0.01
     """Fraction of the trace's requests sent as streaming chats, where a generation app is."""
     candidate_at: float = 0.25
     """Fraction of the replay after which the candidate version is declared."""
