@@ -31,7 +31,12 @@ from controller.agents.state import (
     seconds_since,
     to_iso,
 )
-from controller.agents.stats import Comparison, error_rate_regression, latency_regression
+from controller.agents.stats import (
+    Comparison,
+    error_rate_regression,
+    latency_regression,
+    slo_breach,
+)
 from controller.config import AppConfig, GovernorConfig
 from controller.decisions import Alert, Proposal, ReplicaFloor, ReplicaProposal, WeightProposal
 from controller.snapshot import AppSnapshot, LatencyHistogram, Snapshot, VersionSnapshot
@@ -292,7 +297,9 @@ class _Tick:
             cfg.confidence,
         )
         shed = shed_regression(canary, ref, cfg.max_error_rate_increase, cfg.confidence)
-        latencies = self._latencies(canary, ref)
+        latencies = (
+            self._latencies(canary, ref) if st["weight"] < 100 else self._against_slo(canary)
+        )
         failed = [c.detail for c in (errors, shed, *latencies) if c.outcome == "fail"]
         if failed:
             self._end("rolling-back", "fail", f"{label}: " + "; ".join(failed))
@@ -308,15 +315,46 @@ class _Tick:
             self._next_step(passed)
 
     def _latencies(self, canary: WindowCounts, ref: WindowCounts) -> list[Comparison]:
-        """End-to-end latency, and for generation TTFT and TPOT, each against the stable's."""
-        found = [self._latency(canary["histogram"], ref["histogram"], "latency")]
+        """Latency against the stable's: TTFT and TPOT for generation, else end to end.
+
+        A generation request's end-to-end latency is mostly the length of its answer,
+        which a new model may legitimately change and the traffic's mix changes over
+        time; time to first token and per output token measure the serving, whatever
+        the length.
+        """
         pairs = (
             ("TTFT", canary.get("ttft"), ref.get("ttft")),
             ("TPOT", canary.get("tpot"), ref.get("tpot")),
         )
         # Only generation versions have token buckets; both sides must, to be compared.
-        found += [self._latency(c, r, what) for what, c, r in pairs if c and r]
-        return found
+        tokens = [self._latency(c, r, what) for what, c, r in pairs if c and r]
+        return tokens or [self._latency(canary["histogram"], ref["histogram"], "latency")]
+
+    def _against_slo(self, canary: WindowCounts) -> list[Comparison]:
+        """At 100 % no stable runs beside the canary: its latencies against the SLO's targets.
+
+        The stable's counts from an earlier step were taken at another load per replica
+        and another mix of requests: a healthy candidate compared with them rolled back
+        in about one release in ten (benchmarks/canary.py).
+        """
+        slo = self.app.slo
+        pairs = (
+            ("TTFT", canary.get("ttft"), slo.ttft_p95_ms),
+            ("TPOT", canary.get("tpot"), slo.tpot_p95_ms),
+        )
+        tokens = [self._within(c, target, what) for what, c, target in pairs if c and target]
+        return tokens or [self._within(canary["histogram"], slo.latency_p95_ms, "latency")]
+
+    def _within(self, canary: HistogramCounts | None, target_ms: float, what: str) -> Comparison:
+        hist = to_histogram(canary)
+        if hist is None:
+            return Comparison("inconclusive", f"no {what} histogram to compare")
+        if hist.total < self.cfg.min_requests:
+            return Comparison(
+                "inconclusive",
+                f"{what} samples {hist.total:.0f} canary (need {self.cfg.min_requests})",
+            )
+        return slo_breach(hist, target_ms, self.cfg.confidence, what=what)
 
     def _latency(
         self, canary: HistogramCounts | None, ref: HistogramCounts | None, what: str

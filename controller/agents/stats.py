@@ -7,7 +7,8 @@ proportions; with margin 0 it is the pooled two-proportion z-test).
 Latency: a one-sided exact binomial test of H0 `P(canary latency > T) <= 5%`, where
 `T = ratio x` the stable's p95. Rejecting H0 means the canary's p95 is above `T`. The
 stable's p95 is taken at its upper confidence bound (an order-statistic bound), so noise
-in the stable's own estimate does not roll a healthy canary back. Both tests read only
+in the stable's own estimate does not roll a healthy canary back. Where no stable runs
+beside the canary, `T` is the SLO's target instead (`slo_breach`). Both tests read only
 bucket counts, never a single quantile sample.
 """
 
@@ -134,6 +135,39 @@ def latency_regression(
     if stable_q is None or stable_hi is None:
         return Comparison("inconclusive", f"the stable's {what} quantile is unknown")
     threshold = stable_hi * max_ratio
+    against = (
+        f"stable {stable_q:.1f} ms (bound {stable_hi:.1f} ms x {max_ratio:g} = {threshold:.1f} ms)"
+    )
+    return _tail_test(canary, threshold, against, confidence, quantile, what)
+
+
+def slo_breach(
+    canary: LatencyHistogram,
+    target_ms: float,
+    confidence: float,
+    quantile: float = 0.95,
+    what: str = "latency",
+) -> Comparison:
+    """Fail when the canary's p95 is significantly above the SLO's `target_ms`.
+
+    For a step with no concurrent stable to compare with (the candidate takes all the
+    traffic): an earlier window of the stable ran at another load and another mix.
+    """
+    if round(canary.total) <= 0:
+        return Comparison("inconclusive", f"no {what} samples to compare")
+    return _tail_test(canary, target_ms, f"SLO {target_ms:.1f} ms", confidence, quantile, what)
+
+
+def _tail_test(
+    canary: LatencyHistogram,
+    threshold: float,
+    against: str,
+    confidence: float,
+    quantile: float,
+    what: str,
+) -> Comparison:
+    """One-sided exact binomial test that more than 1 - `quantile` lie above `threshold`."""
+    n = round(canary.total)
     above = count_above(canary, threshold)
     if above is None:
         return Comparison(
@@ -146,8 +180,7 @@ def latency_regression(
     canary_q = canary.quantile(quantile)
     prefix = "" if what == "latency" else f"{what} "
     summary = (
-        f"{prefix}canary p{quantile * 100:.0f} {canary_q or 0:.1f} ms vs stable "
-        f"{stable_q:.1f} ms (bound {stable_hi:.1f} ms x {max_ratio:g} = {threshold:.1f} ms); "
+        f"{prefix}canary p{quantile * 100:.0f} {canary_q or 0:.1f} ms vs {against}; "
         f"{k}/{n} canary samples above it ({k / n:.1%}, allowed {tail:.0%}), p={p_value:.3g}"
     )
     if p_value < 1 - confidence:

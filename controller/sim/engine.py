@@ -14,7 +14,7 @@ import heapq
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,6 +59,17 @@ class SimSettings:
     """Override the profile's start-up delay."""
     keep_s: float | None = None
     """Keep only this many seconds of samples (a fleet of many simulations); None keeps all."""
+    faults: Mapping[str, VersionFault] = field(default_factory=dict)
+    """Versions made worse than the profile (canary tests); the seed draws their errors."""
+
+
+@dataclass(frozen=True)
+class VersionFault:
+    """A version worse than its profile: every compute time x `slowdown`, and a share of
+    its answers turned into errors (counted as the router counts a 5xx)."""
+
+    slowdown: float = 1.0
+    error_rate: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,6 +143,12 @@ class Simulation:
             self.settings.startup_s if self.settings.startup_s is not None else profile.startup_s
         )
         self._factory = EncoderReplica if profile.kind == "encoder" else GenerationReplica
+        faults = self.settings.faults
+        self._profiles = {
+            v: profile.slowed(faults[v].slowdown) if v in faults else profile for v in self.versions
+        }
+        self._error_rate = {v: faults[v].error_rate if v in faults else 0.0 for v in self.versions}
+        self._rng = np.random.default_rng(self.settings.seed)
         self._index = {v: i for i, v in enumerate(self.versions)}
 
     # -- Host protocol (called by replicas) ------------------------------------------------
@@ -152,7 +169,10 @@ class Simulation:
         c = self.counters[replica.version]
         c.ongoing_at_replicas -= 1
         out = self.output[rid]
-        if self.profile.kind == "generation":
+        p_error = self._error_rate[replica.version]
+        if p_error > 0 and self._rng.random() < p_error:
+            c.record_error()
+        elif self.profile.kind == "generation":
             ttft = (self.first[rid] - arrived) * 1000.0
             tpot = (now - self.first[rid]) * 1000.0 / (out - 1) if out > 1 else None
             c.record((now - arrived) * 1000.0, ttft, tpot, self.prompt[rid], out)
@@ -192,7 +212,7 @@ class Simulation:
         heapq.heappush(self._heap, (at, self._seq, kind, replica, token))
 
     def _new_replica(self, version: str, ready_now: bool) -> Replica:
-        replica = self._factory(self._next_id, version, self, self.profile, self.now)
+        replica = self._factory(self._next_id, version, self, self._profiles[version], self.now)
         self._next_id += 1
         self.replicas[version].append(replica)
         if ready_now:

@@ -103,6 +103,29 @@ class Profile(_Strict):
             raise ValueError("kind generation needs a generation section")
         return self
 
+    def slowed(self, factor: float) -> Profile:
+        """This profile with every compute time multiplied by `factor` (a slower build)."""
+        if factor == 1.0:
+            return self
+        if factor <= 0 or not math.isfinite(factor):
+            raise SimInputError(f"a slow-down factor must be positive and finite, got {factor}")
+        update: dict[str, object] = {"name": f"{self.name} x{factor:g}"}
+        if self.encoder is not None:
+            curve = {b: v / factor for b, v in self.encoder.throughput_seq_per_s.items()}
+            update["encoder"] = self.encoder.model_copy(update={"throughput_seq_per_s": curve})
+        if self.generation is not None:
+            g = self.generation
+            update["generation"] = g.model_copy(
+                update={
+                    "prefill_ms_fixed": g.prefill_ms_fixed * factor,
+                    "prefill_ms_per_token": g.prefill_ms_per_token * factor,
+                    "decode_step_ms_fixed": g.decode_step_ms_fixed * factor,
+                    "decode_step_ms_per_seq": g.decode_step_ms_per_seq * factor,
+                    "decode_step_ms_per_context_token": g.decode_step_ms_per_context_token * factor,
+                }
+            )
+        return self.model_copy(update=update)
+
     def batch_time_s(self, batch: int, longest_tokens: int) -> float:
         """Seconds an encoder replica takes for a batch whose longest input has these tokens."""
         enc = self.encoder

@@ -148,14 +148,57 @@ def test_rollback_when_the_canary_streams_tokens_slower() -> None:
     assert "TTFT regressed" not in v["reason"]
 
 
+def generation_config(**slo: float) -> GovernorConfig:
+    """canary_config with token targets in the SLO (a generation app)."""
+    config = canary_config(min_replicas=0)
+    app = config.applications[0]
+    slo_now = app.slo.model_copy(update=slo)
+    return config.model_copy(update={"applications": [app.model_copy(update={"slo": slo_now})]})
+
+
 def test_a_generation_canary_alike_on_every_latency_is_promoted_with_token_evidence() -> None:
     world = CanaryWorld(
         ttft_median_ms={"v1": 100.0, "v2": 100.0}, tpot_median_ms={"v1": 20.0, "v2": 20.0}
     )
-    loop = Loop(canary_config(min_replicas=0), world)
+    loop = Loop(generation_config(ttft_p95_ms=500.0, tpot_p95_ms=50.0), world)
     run_until(loop, "promoted")
     reason = view(loop)["reason"]
-    assert "TTFT canary p95" in reason and "TPOT canary p95" in reason
+    # At 100 % no stable runs beside it: the last step holds it to the SLO's targets.
+    assert "TTFT canary p95" in reason and "vs SLO 500.0 ms" in reason
+    assert "TPOT canary p95" in reason and "vs SLO 50.0 ms" in reason
+
+
+def test_at_full_traffic_a_canary_is_held_to_the_slo_not_to_an_earlier_stable() -> None:
+    # Alike while both take traffic; at 100 % the canary alone runs slower than the
+    # stable did earlier (another load per replica), yet well within the SLO.
+    world = CanaryWorld(
+        ttft_median_ms={"v1": 100.0, "v2": 100.0}, tpot_median_ms={"v1": 20.0, "v2": 20.0}
+    )
+    config = generation_config(ttft_p95_ms=1000.0, tpot_p95_ms=100.0)
+    loop = Loop(config, world)
+    for _ in range(400):
+        loop.tick()
+        if view(loop)["weight"] == 100:
+            world.ttft_median_ms["v2"], world.tpot_median_ms["v2"] = 200.0, 40.0
+        if view(loop)["phase"] != "canary":
+            break
+    assert view(loop)["phase"] == "promoted", view(loop)["reason"]
+
+
+def test_at_full_traffic_a_canary_over_the_slo_rolls_back() -> None:
+    world = CanaryWorld(
+        ttft_median_ms={"v1": 100.0, "v2": 100.0}, tpot_median_ms={"v1": 20.0, "v2": 20.0}
+    )
+    loop = Loop(generation_config(ttft_p95_ms=300.0, tpot_p95_ms=100.0), world)
+    for _ in range(400):
+        loop.tick()
+        if view(loop)["weight"] == 100:
+            world.ttft_median_ms["v2"] = 600.0
+        if view(loop)["phase"] != "canary":
+            break
+    v = view(loop)
+    assert v["phase"] == "rolling-back" and "TTFT regressed" in v["reason"]
+    assert "vs SLO 300.0 ms" in v["reason"]
 
 
 def test_hold_when_inconclusive() -> None:
