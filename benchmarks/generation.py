@@ -178,7 +178,12 @@ async def _stream_one(client: Any, url: str, length: int) -> Answer:
 
 
 def run_serve(
-    model: str, device: str, concurrencies: list[int], lengths: list[int], cpus: int
+    model: str,
+    device: str,
+    concurrencies: list[int],
+    lengths: list[int],
+    cpus: int,
+    stream_interval_s: float = 0.0,
 ) -> list[Cell]:
     """The same engine in a Serve replica, streamed over HTTP, at each concurrency."""
     import httpx
@@ -196,7 +201,9 @@ def run_serve(
         dashboard = RayDashboardClient(head.dashboard_url, timeout_s=120)
         try:
             for concurrency in concurrencies:
-                dashboard.put_applications(serve_config(model, device, port, concurrency))
+                dashboard.put_applications(
+                    serve_config(model, device, port, concurrency, stream_interval_s)
+                )
                 wait_until_running(dashboard, "bench")
                 url = f"http://127.0.0.1:{port}/v1/completions"
 
@@ -213,7 +220,9 @@ def run_serve(
     return cells
 
 
-def serve_config(model: str, device: str, port: int, concurrency: int) -> dict[str, Any]:
+def serve_config(
+    model: str, device: str, port: int, concurrency: int, stream_interval_s: float = 0.0
+) -> dict[str, Any]:
     """One generation application of the benchmark model; its batch holds `concurrency`."""
     return {
         "http_options": {"host": "127.0.0.1", "port": port},
@@ -235,7 +244,10 @@ def serve_config(model: str, device: str, port: int, concurrency: int) -> dict[s
                     {
                         "name": "model_v1",
                         "max_ongoing_requests": 4 * concurrency,
-                        "user_config": {"max_batch_size": concurrency},
+                        "user_config": {
+                            "max_batch_size": concurrency,
+                            "stream_interval_s": stream_interval_s,
+                        },
                         "ray_actor_options": {"num_cpus": 0.5}
                         | ({"num_gpus": 1} if device == "cuda" else {}),
                     },
@@ -317,6 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--skip-serve", action="store_true")
+    parser.add_argument(
+        "--stream-interval-s",
+        type=float,
+        default=0.0,
+        help="the replica's stream_interval_s: tokens within it go out as one event",
+    )
     parser.add_argument("--ray-cpus", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=ROOT / "out/benchmarks")
     args = parser.parse_args(argv)
@@ -347,12 +365,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"{cells[-1].mode} at {concurrency}: {cells[-1].tokens_per_s:.0f} tokens/s"
             )
     if not args.skip_serve:
-        cells += run_serve(model, args.device, args.concurrency, lengths, args.ray_cpus)
+        cells += run_serve(
+            model, args.device, args.concurrency, lengths, args.ray_cpus, args.stream_interval_s
+        )
     print_table(console, cells)
     report = {
         "model": model,
         "device": args.device,
         "requests": args.requests,
+        "stream_interval_s": args.stream_interval_s,
         "output_tokens": {"mean": float(np.mean(lengths)), "max": max(lengths)},
         "cells": [asdict(c) for c in cells],
         "ratios": ratios(cells),
