@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import bisect
 import threading
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -84,9 +86,12 @@ class TraceLoad:
         self._thread = threading.Thread(target=self._run, daemon=True, name="trace-load")
         self._thread.start()
 
+    _replay: Callable[..., Coroutine[Any, Any, Sequence[ReplayResult]]] = staticmethod(replay_async)
+    """How the requests are sent (streaming clients override it)."""
+
     def _run(self) -> None:
         asyncio.run(
-            replay_async(
+            self._replay(
                 self.base_url,
                 self.requests,
                 model=self.model,
@@ -175,22 +180,11 @@ class ChatTraceLoad(TraceLoad):
             )
         ]
 
-    def _run(self) -> None:
-        asyncio.run(
-            stream_replay_async(
-                self.base_url,
-                self.requests,
-                model=self.model,
-                concurrency=512,
-                timeout_s=self.timeout_s,
-                on_result=self._record_stream,
-                should_stop=self._stop.is_set,
-            )
-        )
+    _replay = staticmethod(stream_replay_async)
 
-    def _record_stream(self, result: StreamResult) -> None:
-        self._record(result)
-        if not result.ok:
+    def _record(self, result: ReplayResult) -> None:
+        super()._record(result)
+        if not result.ok or not isinstance(result, StreamResult):
             return
         with self._lock:
             if result.ttft_s is not None:
