@@ -12,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client.samples import Sample
 
+from serving.spec import ModelUserConfig
 from tests.conftest import METRICS_REPORT_INTERVAL_MS
 from tests.serving.conftest import EMBEDDINGS_APP, ServingApps, samples
 
@@ -19,6 +20,11 @@ pytestmark = pytest.mark.integration
 
 SHIPPED = {"max_batch_size": 32, "batch_wait_timeout_s": 0.005}
 UNBATCHED = {"max_batch_size": 1, "batch_wait_timeout_s": 0.0}
+
+
+def in_force(user_config: dict[str, Any]) -> dict[str, Any]:
+    """What a replica reports in force for `user_config`: every setting, defaults included."""
+    return ModelUserConfig(**user_config).model_dump()
 V1_BATCHES = {"application": EMBEDDINGS_APP, "deployment": "model_v1", "version": "v1"}
 
 
@@ -64,7 +70,7 @@ async def _fire(url: str, count: int) -> None:
 def restore_batching(serving_apps: ServingApps) -> Iterator[None]:
     yield
     serving_apps.cluster.deploy(serving_apps.config())
-    _wait_for_v1(serving_apps, "batching", SHIPPED)
+    _wait_for_v1(serving_apps, "batching", in_force(SHIPPED))
 
 
 @pytest.mark.usefixtures("restore_batching")
@@ -72,7 +78,7 @@ def test_max_batch_size_one_stops_batching_without_restart(serving_apps: Serving
     cluster = serving_apps.cluster
     v1_pids = cluster.replica_pids(EMBEDDINGS_APP, "model_v1")
     cluster.deploy(serving_apps.config(v1_batching=UNBATCHED))
-    _wait_for_v1(serving_apps, "batching", UNBATCHED)
+    _wait_for_v1(serving_apps, "batching", in_force(UNBATCHED))
     total_before, multi_before = _settled_batch_counts(serving_apps)
 
     asyncio.run(_fire(serving_apps.embeddings_url, 24))
@@ -97,5 +103,5 @@ def test_bad_batching_config_is_refused_and_the_old_one_stays(serving_apps: Serv
         time.sleep(0.5)
     v1 = serving_apps.versions()["v1"]
     assert "user_config.max_batch_size" in v1["last_config_error"]
-    assert v1["batching"] == SHIPPED
+    assert v1["batching"] == in_force(SHIPPED)
     assert cluster.replica_pids(EMBEDDINGS_APP, "model_v1") == v1_pids
