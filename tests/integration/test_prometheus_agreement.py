@@ -114,6 +114,7 @@ def _config(cluster: RayServeCluster, tmp: Path, prometheus_url: str) -> Governo
     serve_path = tmp / "serve.yaml"
     serve_path.write_text(yaml.safe_dump(serve))
     doc = yaml.safe_load((CONFIGS / "governor.prometheus.yaml").read_text())
+    doc["applications"] = [a for a in doc["applications"] if a["name"] == APP]
     doc["local"].update(
         dashboard_url=cluster.dashboard_url,
         metrics_urls=[cluster.metrics_url],

@@ -201,6 +201,16 @@ def test_at_full_traffic_a_canary_over_the_slo_rolls_back() -> None:
     assert "vs SLO 300.0 ms" in v["reason"]
 
 
+def test_at_full_traffic_a_breach_the_stable_shared_does_not_roll_back() -> None:
+    # Both versions start their answers over the 300 ms target: no evidence against v2.
+    world = CanaryWorld(
+        ttft_median_ms={"v1": 600.0, "v2": 600.0}, tpot_median_ms={"v1": 20.0, "v2": 20.0}
+    )
+    loop = Loop(generation_config(ttft_p95_ms=300.0, tpot_p95_ms=100.0), world)
+    run_until(loop, "promoted")
+    assert "as the stable was" in view(loop)["reason"]
+
+
 def test_hold_when_inconclusive() -> None:
     loop = Loop(canary_config(), CanaryWorld(rate=0.5))
     loop.run(600)
