@@ -150,6 +150,12 @@ class VersionConfig(_Strict):
 
     name: Name
     deployment: Name
+    application: Name | None = None
+    """The Serve application holding this version's deployment, when each version has its
+    own (`serving.app:build_version`); None: the application itself holds it."""
+    model: Name | None = None
+    """Model source of a version whose Serve application is rendered from another
+    version's (a release); None: as the Serve config has it."""
     min_replicas: Replicas = 1
     max_replicas: SomeReplicas = 4
     initial_replicas: SomeReplicas = 1
@@ -311,6 +317,22 @@ class AppConfig(_Strict):
                 ("versions", again, "deployment"),
                 f"two versions name the deployment {deployments[again]!r}",
             )
+        held = [v.application for v in self.versions if v.application is not None]
+        if held and len(held) != len(self.versions):
+            j = next(j for j, v in enumerate(self.versions) if v.application is None)
+            raise FieldError(
+                ("versions", j, "application"),
+                "either every version names its own Serve application or none does",
+            )
+        again = _repeated(held)
+        if again is None and self.name in held:
+            again = held.index(self.name)
+        if again is not None:
+            raise FieldError(
+                ("versions", again, "application"),
+                f"Serve application {held[again]!r} would hold two versions, or a version "
+                "and the router: each version needs its own",
+            )
         if self.router_deployment in deployments:
             raise FieldError(
                 ("router_deployment",),
@@ -329,6 +351,20 @@ class AppConfig(_Strict):
     def stable_version(self) -> str:
         """The configured stable version (first version when not named)."""
         return self.stable or self.versions[0].name
+
+    def serve_app(self, version: str) -> str:
+        """The Serve application holding the deployment of version `version`."""
+        return self.version(version).application or self.name
+
+    @property
+    def per_version(self) -> bool:
+        """Whether every version lives in a Serve application of its own."""
+        return all(v.application is not None for v in self.versions)
+
+    @property
+    def serve_apps(self) -> list[str]:
+        """Every Serve application this application spans: its own, then its versions'."""
+        return [self.name, *(v.application for v in self.versions if v.application)]
 
     def version(self, name: str) -> VersionConfig:
         """The config of version `name` (KeyError if none)."""
@@ -549,6 +585,11 @@ class GovernorConfig(_Strict):
         """The config of application `name` (KeyError if none)."""
         return self._apps_by_name()[name]
 
+    @property
+    def serve_apps(self) -> list[str]:
+        """Every Serve application the governed applications span (routers and versions)."""
+        return [name for app in self.applications for name in app.serve_apps]
+
     def _apps_by_name(self) -> dict[str, AppConfig]:
         # Keyed to the list itself: `model_copy(update=...)` carries private attributes over.
         # Read through `__pydantic_private__`: pydantic's attribute hook is slow per call.
@@ -700,19 +741,23 @@ def check_serve_config(config: GovernorConfig, serve_path: Path) -> None:
         )
     deployed = _deployments_by_app(apps)
     for i, app in enumerate(config.applications):
-        have = deployed.get(app.name)
-        if have is None:
-            raise FieldError(
-                ("applications", i, "name"),
-                f"application {app.name!r} is not in the Serve config {serve_path}",
-            )
-        named: list[tuple[FieldPath, str]] = [(("router_deployment",), app.router_deployment)]
-        named += [(("versions", j, "deployment"), v.deployment) for j, v in enumerate(app.versions)]
-        for loc, deployment in named:
-            if deployment not in have:
+        named: list[tuple[FieldPath, str, str]] = [(("name",), app.name, app.router_deployment)]
+        named += [
+            (("versions", j, "application"), app.serve_app(v.name), v.deployment)
+            for j, v in enumerate(app.versions)
+        ]
+        for loc, serve_app, deployment in named:
+            have = deployed.get(serve_app)
+            if have is None:
                 raise FieldError(
                     ("applications", i, *loc),
-                    f"{deployment!r} is not a deployment of application {app.name!r} in the "
+                    f"application {serve_app!r} is not in the Serve config {serve_path}",
+                )
+            if deployment not in have:
+                where = ("router_deployment",) if loc == ("name",) else (*loc[:2], "deployment")
+                raise FieldError(
+                    ("applications", i, *where),
+                    f"{deployment!r} is not a deployment of application {serve_app!r} in the "
                     f"Serve config {serve_path} (it has {_some(have)})",
                 )
 

@@ -83,14 +83,14 @@ def describe_changes(
         before, after = old_apps.get(app_cfg.name) or {}, new_apps.get(app_cfg.name) or {}
         if before.get("external_scaler_enabled") != after.get("external_scaler_enabled"):
             lines.append(f"serveConfigV2: {app_cfg.name} external_scaler_enabled -> true")
-        old_deps, new_deps = _deployments(before), _deployments(after)
         for v in app_cfg.versions:
+            held_by = app_cfg.serve_app(v.name)
+            old_deps = _deployments(old_apps.get(held_by) or {})
+            new_deps = _deployments(new_apps.get(held_by) or {})
             was = (old_deps.get(v.deployment) or {}).get("num_replicas")
             now = (new_deps.get(v.deployment) or {}).get("num_replicas")
             if was != now:
-                lines.append(
-                    f"serveConfigV2: {app_cfg.name}/{v.deployment} num_replicas {was} -> {now}"
-                )
+                lines.append(f"serveConfigV2: {held_by}/{v.deployment} num_replicas {was} -> {now}")
         w_old = deployed_weights(before, app_cfg.router_deployment)
         w_new = deployed_weights(after, app_cfg.router_deployment)
         if w_old != w_new:
@@ -272,13 +272,15 @@ class KubeRayActuator:
             if shard is None or shard.name in skip:
                 continue
             try:
-                deployment = self.config.app(d.app).version(d.version).deployment
+                app_cfg = self.config.app(d.app)
+                deployment = app_cfg.version(d.version).deployment
             except KeyError:
                 continue
             observed = snapshot.version(d.app, d.version)
             target = observed.target_replicas if observed is not None else None
             if target == d.replicas:
                 continue
-            self.scaler(shard.name).scale(d.app, deployment, d.replicas)
-            done.append(f"scale API: {d.app}/{deployment} {target} -> {d.replicas}")
+            held_by = app_cfg.serve_app(d.version)
+            self.scaler(shard.name).scale(held_by, deployment, d.replicas)
+            done.append(f"scale API: {held_by}/{deployment} {target} -> {d.replicas}")
         return done

@@ -141,10 +141,13 @@ class RayServiceSource:
         elif app_doc is not None:
             weights = deployed_weights(app_doc, app.router_deployment)
         versions = []
+        held_apps = ((serve or {}).get("applications") or {}) if serve else {}
         for v in app.versions:
+            held_by = app.serve_app(v.name)
             running = starting = target = None
             if serve is not None:
-                dep = ((serve_app or {}).get("deployments") or {}).get(v.deployment)
+                held = held_apps.get(held_by)
+                dep = ((held or {}).get("deployments") or {}).get(v.deployment)
                 if dep is not None:
                     running, starting = replica_counts(dep)
                     raw = dep.get("target_num_replicas")
@@ -153,8 +156,9 @@ class RayServiceSource:
                     # Serve answered and the deployment is not there: it has no replicas.
                     running, starting, target = 0, 0, 0
             else:
-                target = _num_replicas(app_doc, v.deployment)
-                dep_status = status.deployment(v.deployment) if status else None
+                target = _num_replicas(shard.apps.get(held_by), v.deployment)
+                held_status = shard.service.status.active.application(held_by)
+                dep_status = held_status.deployment(v.deployment) if held_status else None
                 # Serve calls a deployment HEALTHY only once its target replicas all run.
                 if dep_status is not None and dep_status.status == DEPLOYMENT_HEALTHY:
                     running, starting = target, 0
@@ -166,7 +170,7 @@ class RayServiceSource:
                     running_replicas=running,
                     starting_replicas=starting,
                     target_replicas=target,
-                    startup_s=self.starts.startup_s(app.name, v.deployment),
+                    startup_s=self.starts.startup_s(held_by, v.deployment),
                 )
             )
         app_status = status.status if status is not None else None

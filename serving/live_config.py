@@ -36,6 +36,11 @@ class LiveSetting(Generic[Value]):
             raise RuntimeError(f"{self.name} has not been configured yet")
         return self._value
 
+    @property
+    def configured(self) -> bool:
+        """Whether a first update succeeded."""
+        return self._value is not None
+
     def update(self, parse: Callable[[], Value]) -> bool:
         """Parse and adopt a new value; on failure keep the old one and return False."""
         try:

@@ -7,6 +7,7 @@ import base64
 import copy
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
@@ -22,7 +23,7 @@ from pydantic import (
 from serving.errors import ApiError
 from serving.http_body import MAX_JSON_INT, MIN_JSON_INT, REFUSED_CHARACTERS, BodyLimits
 from serving.results import CompletionResult, EmbeddingResult
-from serving.spec import AppArgs, describe
+from serving.spec import RouterArgs, describe
 
 EMBEDDINGS_PATH = "/v1/embeddings"
 COMPLETIONS_PATH = "/v1/completions"
@@ -193,7 +194,7 @@ def parse_request(schema: type[Request], body: dict[str, Any]) -> Request:
         ) from exc
 
 
-def check_inputs(texts: list[str], field: str, args: AppArgs) -> None:
+def check_inputs(texts: list[str], field: str, args: RouterArgs) -> None:
     """Refuse empty input, too many inputs, and inputs over the character limit."""
     if not texts:
         raise ApiError(400, f"{field} must not be empty", param=field)
@@ -215,7 +216,7 @@ def check_inputs(texts: list[str], field: str, args: AppArgs) -> None:
             )
 
 
-def max_tokens_of(request: Any, args: AppArgs, field: str = "max_tokens") -> int:
+def max_tokens_of(request: Any, args: RouterArgs, field: str = "max_tokens") -> int:
     """The request's `max_tokens` (or `field`), defaulted and checked against the range."""
     asked = getattr(request, field)
     if asked is None:
@@ -384,7 +385,9 @@ def model_ids(model_name: str, versions: list[str]) -> list[str]:
     return [model_name, *(f"{model_name}:{v}" for v in versions)]
 
 
-def openapi_document(base: dict[str, Any], args: AppArgs, limits: BodyLimits) -> dict[str, Any]:
+def openapi_document(
+    base: dict[str, Any], args: RouterArgs, versions: Sequence[str], limits: BodyLimits
+) -> dict[str, Any]:
     """One application's OpenAPI document: its own endpoints, request schemas and limits."""
     served = TASK_PATHS[args.task]
     every = {path for paths in TASK_PATHS.values() for path in paths}
@@ -398,7 +401,7 @@ def openapi_document(base: dict[str, Any], args: AppArgs, limits: BodyLimits) ->
         document["paths"][path]["post"]["requestBody"] = {
             "required": True,
             "description": limits.describe(),
-            "content": {"application/json": {"schema": request_schema(args, path)}},
+            "content": {"application/json": {"schema": request_schema(args, versions, path)}},
         }
     document["info"]["description"] = (
         f"OpenAI-compatible {args.task} for `{args.model_name}`. Limits: "
@@ -410,7 +413,7 @@ def openapi_document(base: dict[str, Any], args: AppArgs, limits: BodyLimits) ->
     return document
 
 
-def _limits(args: AppArgs, limits: BodyLimits) -> dict[str, Any]:
+def _limits(args: RouterArgs, limits: BodyLimits) -> dict[str, Any]:
     described: dict[str, Any] = {
         "max_body_bytes": limits.max_bytes,
         "max_json_depth": limits.max_depth,
@@ -424,7 +427,9 @@ def _limits(args: AppArgs, limits: BodyLimits) -> dict[str, Any]:
     return described
 
 
-def request_schema(args: AppArgs, path: str | None = None) -> dict[str, Any]:
+def request_schema(
+    args: RouterArgs, versions: Sequence[str], path: str | None = None
+) -> dict[str, Any]:
     """The JSON Schema of a served endpoint's body, with this application's limits."""
     from serving.openai_chat import ChatCompletionRequest, bound_messages
 
@@ -438,7 +443,7 @@ def request_schema(args: AppArgs, path: str | None = None) -> dict[str, Any]:
     properties = schema["properties"]
     text = {"type": "string", "minLength": 1, "maxLength": args.max_input_chars}
     texts = {"type": "array", "items": text, "minItems": 1, "maxItems": args.max_inputs}
-    properties["model"]["enum"] = model_ids(args.model_name, args.version_names)
+    properties["model"]["enum"] = model_ids(args.model_name, list(versions))
     bounded = {"type": "integer", "minimum": 1, "maximum": args.max_tokens_limit}
     if path == EMBEDDINGS_PATH:
         properties["input"]["anyOf"] = [text, texts]

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 from serving.openai_api import CompletionUsage, SamplingRequest, StreamOptions, _only
 from serving.results import CompletionResult, StreamChunk
-from serving.spec import AppArgs
+from serving.spec import RouterArgs
 
 ROLES = ("system", "developer", "user", "assistant")
 SSE_CONTENT = {
@@ -71,7 +71,7 @@ class ChatCompletionRequest(SamplingRequest):
         return [{"role": m.role, "content": m.content} for m in self.messages]
 
 
-def bound_messages(schema: dict[str, Any], args: AppArgs) -> None:
+def bound_messages(schema: dict[str, Any], args: RouterArgs) -> None:
     """Give the documented chat schema this application's limits on messages."""
     properties = schema["properties"]
     properties["messages"]["maxItems"] = args.max_inputs

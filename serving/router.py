@@ -79,7 +79,14 @@ from serving.proxy_admission import (
 )
 from serving.results import ServedBy
 from serving.routing import pick_weighted, resolve_model
-from serving.spec import RETRY_AFTER_S, AppArgs, ModelUserConfig, parse_router_config
+from serving.spec import (
+    RETRY_AFTER_S,
+    ModelUserConfig,
+    RouterArgs,
+    RouterTable,
+    deployment_name,
+    parse_router_config,
+)
 
 VERSION_HEADER = "x-governor-version"
 REPLICA_PID_HEADER = "x-governor-replica-pid"
@@ -211,6 +218,11 @@ def _application_name() -> str:
         return ""
 
 
+def _first_takes_all(versions: list[str]) -> dict[str, int]:
+    """Weights that send everything to the first version."""
+    return {name: 100 if i == 0 else 0 for i, name in enumerate(versions)}
+
+
 def _shown(text: str, limit: int = 200) -> str:
     """A client-sent text fit to quote in an error message: bounded and encodable."""
     clipped = text if len(text) <= limit else f"{text[:limit]}..."
@@ -274,29 +286,68 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 class Router:
     """Routes OpenAI-style requests of one application to its version deployments."""
 
-    def __init__(self, args: AppArgs, models: dict[str, DeploymentHandle]) -> None:
+    def __init__(self, args: RouterArgs, models: dict[str, DeploymentHandle]) -> None:
         self.args = args
-        self.models = models
+        self.bound = dict(models)
+        """Versions bound in this router's own application (build_app); none for build_router."""
         self.metrics = RouterMetrics(args.model_name)
-        self.weights: LiveSetting[dict[str, int]] = LiveSetting(
-            "weights", self.metrics.config_rejected.inc
+        self.table: LiveSetting[RouterTable] = LiveSetting(
+            "versions and weights", self.metrics.config_rejected.inc
         )
+        self._remote: dict[tuple[str, str], DeploymentHandle] = {}
         self.rng = random.Random()
         self.created = int(time.time())
         self.limits = BodyLimits(max_bytes=args.max_body_bytes)
         self.app_name = _application_name()
         self.admission = Admission(args.latency_target_ms)
-        routes = get_openapi(title=api.title, version=API_VERSION, routes=api.routes)
-        self.openapi_document = openapi_document(routes, args, self.limits)
+        self._routes = get_openapi(title=api.title, version=API_VERSION, routes=api.routes)
+        self.openapi_document: dict[str, Any] = {}
 
     def reconfigure(self, user_config: dict[str, Any] | None) -> None:
-        """Adopt new traffic weights; invalid ones are refused and the old ones stay."""
+        """Adopt a new version table and weights; invalid ones are refused and the old stay."""
         if user_config is None:
-            user_config = {"weights": self.args.initial_weights()}
-        versions = self.args.version_names
-        if self.weights.update(lambda: parse_router_config(user_config, versions)):
-            self.metrics.record_weights(self.weights.value)
-            logger.info("traffic weights now %s", self.weights.value)
+            user_config = {"weights": _first_takes_all(list(self.bound))}
+        before = self.table.value.names if self.table.configured else None
+        if self.table.update(lambda: parse_router_config(user_config, list(self.bound))):
+            table = self.table.value
+            self.metrics.record_weights(table.weights)
+            if table.names != before:
+                self.openapi_document = openapi_document(
+                    self._routes, self.args, table.names, self.limits
+                )
+                self._remote = {
+                    key: handle
+                    for key, handle in self._remote.items()
+                    if table.applications.get(key[1]) == key[0]
+                }
+                logger.info("versions now %s", table.applications)
+            logger.info("traffic weights now %s", table.weights)
+
+    @property
+    def weights(self) -> dict[str, int]:
+        """The traffic weights in force."""
+        return self.table.value.weights
+
+    @property
+    def version_names(self) -> list[str]:
+        """The versions this router sends to now."""
+        return self.table.value.names
+
+    def _handle(self, version: str) -> DeploymentHandle:
+        """The handle of a version: bound in this application, or in its own application."""
+        bound = self.bound.get(version)
+        if bound is not None:
+            return bound
+        app = self.table.value.applications[version]
+        assert app is not None
+        key = (app, version)
+        if key not in self._remote:
+            # Not checked against the controller: a version's application may still be
+            # deploying when the table names it; it gets traffic only once it runs.
+            self._remote[key] = serve.get_deployment_handle(
+                deployment_name(version), app_name=app, _check_exists=False
+            )
+        return self._remote[key]
 
     @api.get("/health")
     async def health(self) -> dict[str, Any]:
@@ -305,9 +356,10 @@ class Router:
             "status": "ok",
             "task": self.args.task,
             "model": self.args.model_name,
-            "versions": self.args.version_names,
-            "weights": self.weights.value,
-            "last_config_error": self.weights.last_error,
+            "versions": self.version_names,
+            "applications": self.table.value.applications,
+            "weights": self.weights,
+            "last_config_error": self.table.last_error,
             "admission": self.admission.snapshot(),
             "router_pid": os.getpid(),
         }
@@ -315,9 +367,9 @@ class Router:
     @api.get("/versions")
     async def versions(self) -> dict[str, Any]:
         """Per version, what one of its replicas reports: process, batching in force."""
-        names = self.args.version_names
+        names = self.version_names
         answers = await asyncio.gather(
-            *(self.models[name].describe.remote() for name in names), return_exceptions=True
+            *(self._handle(name).describe.remote() for name in names), return_exceptions=True
         )
         return {
             name: answer if isinstance(answer, dict) else {"error": repr(answer)}
@@ -333,7 +385,7 @@ class Router:
     @api.get("/v1/models", response_model=ModelList)
     async def list_models(self) -> dict[str, Any]:
         """The model ids this application answers to."""
-        return models_body(self.args.model_name, self.args.version_names, self.created)
+        return models_body(self.args.model_name, self.version_names, self.created)
 
     @api.post(
         EMBEDDINGS_PATH,
@@ -450,8 +502,8 @@ class Router:
                     code="unsupported_endpoint",
                 )
             call = prepare(await read_json_object(request, self.limits))
-            pinned = resolve_model(call.model, self.args.model_name, self.args.version_names)
-            version = pinned or pick_weighted(self.weights.value, self.rng)
+            pinned = resolve_model(call.model, self.args.model_name, self.version_names)
+            version = pinned or pick_weighted(self.weights, self.rng)
             if isinstance(call, _StreamedCall):
                 return await self._streamed(call, version, endpoint, started, start_by)
             result = await self._admitted(call, version, start_by)
@@ -469,7 +521,7 @@ class Router:
         """What the proxy's admission learns from every answer (serving/proxy_admission.py)."""
         if self.args.latency_target_ms is None:
             return {}
-        weights = self.weights.value
+        weights = self.weights
         return {
             ADMITS_HEADER: str(self.admission.admits(weights)),
             ROUTER_HEADER: str(os.getpid()),
@@ -493,7 +545,7 @@ class Router:
         here, before the 200 is sent. An error after that travels as an error event.
         Streams are not admitted by latency: their length is the answer's, not a queue's.
         """
-        chunks = call.stream(self.models[version].options(stream=True), start_by)
+        chunks = call.stream(self._handle(version).options(stream=True), start_by)
         first = await chunks.__anext__()
         events, metrics = call.events, self.metrics
 
@@ -531,7 +583,7 @@ class Router:
         admitted_at = self.admission.admit(version)
         outcome = "failed"
         try:
-            result = await call.invoke(self.models[version], start_by)
+            result = await call.invoke(self._handle(version), start_by)
             outcome = "answered"
             return result
         except _SHED:

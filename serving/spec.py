@@ -6,6 +6,8 @@ the field (`args.versions.1.model: Field required`).
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from pydantic import (
@@ -43,18 +45,25 @@ class VersionSpec(BaseModel):
     @property
     def deployment_name(self) -> str:
         """Name of this version's Serve deployment."""
-        return f"model_{self.name}"
+        return deployment_name(self.name)
 
 
-class AppArgs(BaseModel):
-    """The `args:` of one application whose import path is `serving.app:build_app`."""
+def deployment_name(version: str) -> str:
+    """Name of the Serve deployment of version `version`, in whichever application holds it."""
+    return f"model_{version}"
+
+
+class RouterArgs(BaseModel):
+    """The `args:` of a router application (`serving.app:build_router`).
+
+    Its versions live in separate applications (`serving.app:build_version`), named in
+    the router's `user_config.versions`: adding or retiring one restarts no other.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     task: Task
     model_name: str = Field(min_length=1, max_length=128, pattern=r"^[^\s:]+$")
-    versions: list[VersionSpec] = Field(min_length=1)
-    weights: dict[str, StrictInt] | None = None
     max_inputs: int = Field(default=64, ge=1, le=4096)
     max_input_chars: int = Field(default=8192, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -71,6 +80,23 @@ class AppArgs(BaseModel):
     answers within this latency, adapting the limit from the latencies it measures, and
     sheds (503) what is beyond it (serving/admission.py). Set it to the latency SLO."""
 
+    @model_validator(mode="after")
+    def _limits(self) -> RouterArgs:
+        if self.default_max_tokens > self.max_tokens_limit:
+            raise ValueError("default_max_tokens must not exceed max_tokens_limit")
+        return self
+
+
+class AppArgs(RouterArgs):
+    """The `args:` of one application holding its router and every version (`build_app`).
+
+    Changing `args` changes the application's code version, so Serve restarts every
+    replica of it: adding a version here restarts the others (see RouterArgs).
+    """
+
+    versions: list[VersionSpec] = Field(min_length=1)
+    weights: dict[str, StrictInt] | None = None
+
     @field_validator("versions")
     @classmethod
     def _unique_names(cls, versions: list[VersionSpec]) -> list[VersionSpec]:
@@ -81,11 +107,9 @@ class AppArgs(BaseModel):
         return versions
 
     @model_validator(mode="after")
-    def _weights_and_limits(self) -> AppArgs:
+    def _weights(self) -> AppArgs:
         if self.weights is not None:
             check_weights(self.weights, self.version_names)
-        if self.default_max_tokens > self.max_tokens_limit:
-            raise ValueError("default_max_tokens must not exceed max_tokens_limit")
         return self
 
     @property
@@ -99,6 +123,16 @@ class AppArgs(BaseModel):
             return {name: self.weights.get(name, 0) for name in self.version_names}
         first = self.version_names[0]
         return {name: 100 if name == first else 0 for name in self.version_names}
+
+
+class VersionAppArgs(BaseModel):
+    """The `args:` of an application holding one version (`serving.app:build_version`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: Task
+    model_name: str = Field(min_length=1, max_length=128, pattern=r"^[^\s:]+$")
+    version: VersionSpec
 
 
 class ModelUserConfig(BaseModel):
@@ -157,11 +191,40 @@ def router_queue_bounds(versions: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class RouterUserConfig(BaseModel):
-    """The live-tunable `user_config` of the router: traffic weights per version."""
+    """The live-tunable `user_config` of the router: its versions and their weights."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     weights: dict[str, StrictInt]
+    versions: dict[str, str] | None = None
+    """Router applications only: version -> the Serve application holding its deployment."""
+
+    @field_validator("versions")
+    @classmethod
+    def _names(cls, versions: dict[str, str] | None) -> dict[str, str] | None:
+        if versions is not None:
+            if not versions:
+                raise ValueError("must name at least one version")
+            for name, app in versions.items():
+                if not re.match(VERSION_NAME_PATTERN, name):
+                    raise ValueError(f"version name {name!r} must match {VERSION_NAME_PATTERN}")
+                if not app.strip():
+                    raise ValueError(f"application of version {name!r} must not be empty")
+        return versions
+
+
+@dataclass(frozen=True)
+class RouterTable:
+    """The versions a router sends to, where each lives, and their traffic weights."""
+
+    weights: dict[str, int]
+    applications: dict[str, str | None]
+    """Version -> its Serve application; None for a version bound in the router's own."""
+
+    @property
+    def names(self) -> list[str]:
+        """The version names, in table order."""
+        return list(self.applications)
 
 
 def check_weights(weights: dict[str, int], versions: list[str]) -> dict[str, int]:
@@ -202,10 +265,28 @@ def describe(exc: ValidationError, where: str) -> str:
     return "; ".join(lines)
 
 
-def parse_router_config(data: Any, versions: list[str]) -> dict[str, int]:
-    """Validate a router user_config and return complete weights for `versions`."""
+def parse_router_config(data: Any, bound: list[str]) -> RouterTable:
+    """Validate a router user_config against the versions bound in its application.
+
+    A router with bound versions (`build_app`) takes weights only; a router application
+    (`build_router`) binds none and takes its version table from `versions`.
+    """
     config = parse(RouterUserConfig, data, "user_config")
+    if config.versions is not None and bound:
+        raise ArgsError(
+            "user_config.versions: this router's versions are bound in its application's "
+            f"args ({bound}); a version table is for router applications (build_router)"
+        )
+    if config.versions is None and not bound:
+        raise ArgsError(
+            "user_config.versions: Field required (a router application names the Serve "
+            "application of each version)"
+        )
+    applications: dict[str, str | None] = (
+        dict(config.versions) if config.versions is not None else dict.fromkeys(bound)
+    )
     try:
-        return check_weights(config.weights, versions)
+        weights = check_weights(config.weights, list(applications))
     except ValueError as exc:
         raise ArgsError(f"user_config.weights: {exc}") from exc
+    return RouterTable(weights, applications)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from controller.actuators.base import ApplyResult
-from controller.actuators.serve_config import render_serve_config
-from controller.config import GovernorConfig
+from controller.actuators.serve_config import render_serve_config, router_table
+from controller.config import AppConfig, GovernorConfig
 from controller.decisions import Plan
 from controller.snapshot import Snapshot
 from controller.transports.ray_dashboard import RayDashboardClient
@@ -23,7 +23,9 @@ def covers(desired: Any, deployed: Any) -> bool:
     if isinstance(desired, dict):
         if not isinstance(deployed, dict):
             return False
-        return all(k in deployed and covers(v, deployed[k]) for k, v in desired.items())
+        return all(
+            covers(v, deployed[k]) if k in deployed else v is None for k, v in desired.items()
+        )
     if isinstance(desired, list) and all(isinstance(x, dict) and "name" in x for x in desired):
         if not isinstance(deployed, list):
             return False
@@ -93,20 +95,25 @@ class LocalActuator:
         wanted: dict[tuple[str, str], int] = {}
         stale: list[str] = []
         for app_cfg in self.config.applications:
-            deployed = deployed_apps.get(app_cfg.name) or {}
-            deployments = deployed.get("deployments") or {}
+            counted: dict[str, set[str]] = {}
             for v in app_cfg.versions:
+                serve_app = app_cfg.serve_app(v.name)
+                counted.setdefault(serve_app, set()).add(v.deployment)
                 want = plan.replicas_for(app_cfg.name, v.name)
                 if want is not None:
-                    key = (app_cfg.name, v.deployment)
+                    deployments = (deployed_apps.get(serve_app) or {}).get("deployments") or {}
+                    key = (serve_app, v.deployment)
                     wanted[key] = want
                     current[key] = (deployments.get(v.deployment) or {}).get("target_num_replicas")
-            app_doc = desired_apps.get(app_cfg.name)
-            counted = {v.deployment for v in app_cfg.versions}
-            if app_doc is not None and not covers(
-                _without_version_counts(app_doc, counted), deployed.get("deployed_app_config")
-            ):
-                stale.append(app_cfg.name)
+            for serve_app in app_cfg.serve_apps:
+                app_doc = desired_apps.get(serve_app)
+                deployed = deployed_apps.get(serve_app) or {}
+                if app_doc is not None and not covers(
+                    _without_version_counts(app_doc, counted.get(serve_app, set())),
+                    deployed.get("deployed_app_config"),
+                ):
+                    stale.append(serve_app)
+            stale += _retired(app_cfg, desired_apps, deployed_apps)
         for key, want in wanted.items():
             have = current[key]
             if have is not None and want < have:
@@ -127,6 +134,15 @@ class LocalActuator:
         app, deployment = key
         self.dashboard.scale(app, deployment, want)
         changes.append(f"scaled {app}/{deployment}: {have} -> {want}")
+
+
+def _retired(
+    app_cfg: AppConfig, desired_apps: dict[str, Any], deployed_apps: dict[str, Any]
+) -> list[str]:
+    """Version applications the deployed router names that the desired config leaves out."""
+    deployed_router = (deployed_apps.get(app_cfg.name) or {}).get("deployed_app_config") or {}
+    named = router_table(deployed_router, app_cfg.router_deployment).values()
+    return sorted(a for a in set(named) if a in deployed_apps and a not in desired_apps)
 
 
 def _reset_by_submission(

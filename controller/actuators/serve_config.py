@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
-from controller.config import AppConfig, GovernorConfig
+from controller.config import GovernorConfig, VersionConfig
 from controller.decisions import Plan
 from controller.errors import ConfigError
-from serving.spec import ModelUserConfig, router_queue_bounds, version_queue_bounds
+from serving.spec import (
+    ModelUserConfig,
+    deployment_name,
+    router_queue_bounds,
+    version_queue_bounds,
+)
 
 NEW_VERSION_OPTIONS = version_queue_bounds(ModelUserConfig().max_batch_size)
 """Queue bounds of a version deployment the base does not list: its replicas batch at the
@@ -80,47 +85,161 @@ def _entry(
     return entry
 
 
-def _router_options(app_cfg: AppConfig, by_name: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _router_options(version_entries: list[dict[str, Any]]) -> dict[str, Any]:
     """Queue bounds of a router the base does not list: what its versions hold."""
-    versions = []
-    for v in app_cfg.versions:
-        entry = by_name.get(v.deployment) or {}
-        versions.append(
-            {**NEW_VERSION_OPTIONS, **{k: entry[k] for k in _QUEUE_OPTIONS if k in entry}}
-        )
+    versions = [
+        {**NEW_VERSION_OPTIONS, **{k: entry[k] for k in _QUEUE_OPTIONS if k in entry}}
+        for entry in version_entries
+    ]
     return router_queue_bounds(versions)
+
+
+def router_table(app_doc: dict[str, Any], router_deployment: str) -> dict[str, str]:
+    """The version -> Serve application table a router application's user_config carries."""
+    for d in app_doc.get("deployments", []) or []:
+        if d.get("name") == router_deployment:
+            table = (d.get("user_config") or {}).get("versions")
+            if isinstance(table, dict):
+                return {str(k): str(v) for k, v in table.items()}
+    return {}
+
+
+def version_app(
+    template: dict[str, Any], template_deployment: str, version: VersionConfig
+) -> dict[str, Any]:
+    """The Serve application of `version`, made from another version's application.
+
+    Everything but the names and the model source is the template's: runtime
+    environment, device and placement, batching and queue bounds.
+    """
+    assert version.application is not None
+    app = copy.deepcopy(template)
+    app["name"] = version.application
+    app["route_prefix"] = None
+    args = app.setdefault("args", {})
+    spec = dict(args.get("version") or {})
+    spec["name"] = version.name
+    if version.model is not None:
+        spec["model"] = version.model
+    args["version"] = spec
+    entries = [d for d in app.get("deployments") or [] if d.get("name") == template_deployment]
+    app["deployments"] = [{**d, "name": version.deployment} for d in entries[:1]]
+    return app
+
+
+class _Doc:
+    """The applications of a Serve config being rendered, found by name."""
+
+    def __init__(self, apps: list[Any]) -> None:
+        self.apps = apps
+        self.position = {
+            a["name"]: i for i, a in enumerate(apps) if isinstance(a, dict) and "name" in a
+        }
+        self.own: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {}
+
+    def governed(self, name: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]] | None:
+        """A copy of application `name` this render may change, and its deployments by name."""
+        if name in self.own:
+            return self.own[name]
+        i = self.position.get(name)
+        if i is None:
+            return None
+        app, by_name = _governed_app(self.apps[i])
+        app["external_scaler_enabled"] = True
+        self.apps[i] = app
+        self.own[name] = (app, by_name)
+        return app, by_name
+
+    def add(self, app: dict[str, Any]) -> None:
+        """Append a new application."""
+        self.position[app["name"]] = len(self.apps)
+        self.apps.append(app)
+
+    def remove(self, names: set[str]) -> None:
+        """Drop the named applications (Serve deletes what a submitted config leaves out)."""
+        self.apps[:] = [
+            a for a in self.apps if not (isinstance(a, dict) and a.get("name") in names)
+        ]
+        self.position = {
+            a["name"]: i for i, a in enumerate(self.apps) if isinstance(a, dict) and "name" in a
+        }
+        for name in names:
+            self.own.pop(name, None)
+
+
+def _template(doc: _Doc, table: dict[str, str]) -> tuple[dict[str, Any], str] | None:
+    """A version application the base's router table names, and its version's deployment.
+
+    Taken from the base document, so a release can be rendered even once every version
+    the base lists has been retired.
+    """
+    for version, name in table.items():
+        if name in doc.position:
+            return doc.apps[doc.position[name]], deployment_name(version)
+    return None
 
 
 def render_serve_config(base: dict[str, Any], plan: Plan, config: GovernorConfig) -> dict[str, Any]:
     """The Serve config `base` with the plan's replica counts and weights written in.
 
-    One pass over the fleet. `base` is never changed; parts of it the plan does not touch
-    are shared with the result rather than copied, so treat the result as read-only.
+    Per-version applications follow the config's versions: one the base lacks (a
+    release) is made from another version's, one the base's router table names but the
+    config no longer has (a retired version) is left out, and the router's table lists
+    exactly the config's. One pass over the fleet. `base` is never changed; parts of it
+    the plan does not touch are shared with the result rather than copied, so treat the
+    result as read-only.
     """
     doc = dict(base)
     apps: list[Any] = list(base.get("applications") or [])
     doc["applications"] = apps
-    position = {a["name"]: i for i, a in enumerate(apps) if isinstance(a, dict) and "name" in a}
+    found = _Doc(apps)
     for app_cfg in config.applications:
-        i = position.get(app_cfg.name)
-        if i is None:
+        router = found.governed(app_cfg.name)
+        if router is None:
             continue
-        app, by_name = _governed_app(apps[i])
-        apps[i] = app
-        app["external_scaler_enabled"] = True
+        router_app, router_by_name = router
+        retired: set[str] = set()
+        table: dict[str, str] = {}
+        if app_cfg.per_version:
+            table = {v.name: cast(str, v.application) for v in app_cfg.versions}
+            old = router_table(router_app, app_cfg.router_deployment)
+            retired = set(old.values()) - set(table.values())
+            template = _template(found, old)
+            for v in app_cfg.versions:
+                if v.application not in found.position and template is not None:
+                    found.add(version_app(*template, v))
+            found.remove(retired)
+        version_entries = []
         for v in app_cfg.versions:
+            held = found.governed(app_cfg.serve_app(v.name))
+            if held is None:
+                continue
+            entry = _entry(*held, v.deployment, NEW_VERSION_OPTIONS)
+            version_entries.append(entry)
             desired = plan.replicas_for(app_cfg.name, v.name)
             if desired is not None:
-                entry = _entry(app, by_name, v.deployment, NEW_VERSION_OPTIONS)
                 entry["num_replicas"] = max(1, desired)
         weights = plan.weights_for(app_cfg.name)
-        if weights is not None:
-            router = _entry(
-                app, by_name, app_cfg.router_deployment, _router_options(app_cfg, by_name)
+        if weights is not None or retired or app_cfg.per_version:
+            router_entry = _entry(
+                router_app,
+                router_by_name,
+                app_cfg.router_deployment,
+                _router_options(version_entries),
             )
-            user_config = dict(router.get("user_config") or {})
-            user_config["weights"] = {k: int(w) for k, w in sorted(weights.items())}
-            router["user_config"] = user_config
+            user_config = dict(router_entry.get("user_config") or {})
+            if weights is not None:
+                user_config["weights"] = {k: int(w) for k, w in sorted(weights.items())}
+            if app_cfg.per_version:
+                user_config["versions"] = table
+                # A retired version leaves the table with weight 0; the router refuses
+                # weights that name a version it does not have.
+                user_config["weights"] = {
+                    k: w
+                    for k, w in (user_config.get("weights") or {}).items()
+                    if k in table or w != 0
+                }
+            router_entry["user_config"] = user_config
     return doc
 
 

@@ -76,7 +76,7 @@ class EmbeddedSource:
         self.dashboard = dashboard
         self.read_metrics = read_metrics
         self.clock = clock
-        self.governed = frozenset(a.name for a in config.applications)
+        self.governed = frozenset(config.serve_apps)
         self.baselines = CounterBaselines(config.window_s)
         self.starts = ReplicaStartTracker()
 
@@ -119,8 +119,8 @@ class EmbeddedSource:
         baseline: tuple[datetime, FleetCounters] | None,
         now: datetime,
     ) -> AppSnapshot:
-        app_status = (status or {}).get("applications", {}).get(app.name) if status else None
-        deployments = (app_status or {}).get("deployments", {}) or {}
+        serve_apps = (status or {}).get("applications", {}) if status else {}
+        app_status = serve_apps.get(app.name) if status else None
         weights = None
         if app_status is not None:
             weights = deployed_weights(
@@ -128,6 +128,9 @@ class EmbeddedSource:
             )
         versions = []
         for v in app.versions:
+            held_by = app.serve_app(v.name)
+            held = serve_apps.get(held_by) if app_status is not None else None
+            key = (held_by, v.deployment)
             window = None
             dep_now = dep_old = None
             if counters is not None and baseline is not None:
@@ -138,21 +141,23 @@ class EmbeddedSource:
                     old.versions.get((app.name, v.name)),
                     seconds,
                 )
-                dep_now = counters.deployments.get((app.name, v.deployment))
-                dep_old = old.deployments.get((app.name, v.deployment))
+                dep_now = counters.deployments.get(key)
+                dep_old = old.deployments.get(key)
             elif counters is not None:
-                dep_now = counters.deployments.get((app.name, v.deployment))
+                dep_now = counters.deployments.get(key)
             versions.append(
                 _version(
                     app.name,
                     v.name,
                     v.deployment,
-                    deployments.get(v.deployment) if app_status is not None else None,
+                    ((held or {}).get("deployments") or {}).get(v.deployment)
+                    if app_status is not None
+                    else None,
                     status is not None,
                     window,
                     dep_now,
                     dep_old,
-                    self.starts.startup_s(app.name, v.deployment),
+                    self.starts.startup_s(held_by, v.deployment),
                 )
             )
         return AppSnapshot(

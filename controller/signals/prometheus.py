@@ -127,7 +127,7 @@ class PrometheusSource:
                 token=os.environ.get(token_env) if token_env else None,
             )
         )
-        names = [a.name for a in config.applications]
+        names = config.serve_apps
         self.governed = frozenset(names)
         self.queries: QuerySet = build_queries(self.settings, names)
         self.window_s = duration_seconds(self.settings.rate_window)
@@ -223,7 +223,7 @@ class PrometheusSource:
         stale_apps: set[str],
     ) -> AppSnapshot:
         q = self.queries
-        present = {} if app.name in stale_apps else self._present_for(app.name, answers, failures)
+        present = {} if app.name in stale_apps else self._present_for(app, answers, failures)
         versions = []
         for v in app.versions:
             buckets = {
@@ -231,14 +231,14 @@ class PrometheusSource:
                 for name, by_version in answers.buckets.items()
                 if name in present
             }
-            fields = _version_fields(q, present, app.name, v, buckets)
+            fields = _version_fields(q, present, app, v, buckets)
             fields = {**fields, **_per_window(fields, self.window_s)}
             metrics: dict[str, Any] = {f: fields.get(f) for f in _METRIC_FIELDS}
             observed = base.version(v.name) if base else None
             if observed is not None:
                 versions.append(replace(observed, **metrics))
             else:
-                running = _get(present, q.replicas, app.name, v.deployment)
+                running = _get(present, q.replicas, app.serve_app(v.name), v.deployment)
                 versions.append(
                     VersionSnapshot(
                         app=app.name,
@@ -257,9 +257,10 @@ class PrometheusSource:
         )
 
     def _present_for(
-        self, app: str, answers: _Answers, failures: list[QueryFailure]
+        self, app: AppConfig, answers: _Answers, failures: list[QueryFailure]
     ) -> dict[str, Series]:
         """The answers that hold series of `app`; a required query without any is a problem."""
+        spans = set(app.serve_apps)
         # The error, shed and output-token counters appear with their first increment: an
         # application without errors or overload, or serving an encoder, has no series.
         q = self.queries
@@ -272,11 +273,11 @@ class PrometheusSource:
         }
         kept = {}
         for name, series in answers.series.items():
-            if name in optional or app in answers.apps[name]:
+            if name in optional or not spans.isdisjoint(answers.apps[name]):
                 kept[name] = series
             else:
                 failures.append(
-                    QueryFailure(name, EMPTY, f"no series for application {app} in the answer")
+                    QueryFailure(name, EMPTY, f"no series for application {app.name} in the answer")
                 )
         return kept
 
@@ -318,10 +319,11 @@ def _get(answers: dict[str, Series], query: Query, *key: str) -> float | None:
 def _version_fields(
     q: QuerySet,
     answers: dict[str, Series],
-    app: str,
+    app_cfg: AppConfig,
     v: VersionConfig,
     buckets: dict[str, dict[float, float] | None],
 ) -> dict[str, Any]:
+    app, held = app_cfg.name, app_cfg.serve_app(v.name)
     fields: dict[str, Any] = {}
     if q.request_rate.name in answers:
         # The app's router is scraped: a version without series has served nothing yet.
@@ -346,9 +348,9 @@ def _version_fields(
             fields[f"{kind}_histogram"] = tokens
             fields[f"{kind}_ms"] = tokens.quantile(0.95)
     fields["queue_length"] = _get(answers, q.queue, app, v.deployment)
-    fields["batch_size"] = _get(answers, q.batch_size, app, v.deployment)
-    fields["prompt_token_rate"] = _get(answers, q.prompt_token_rate, app, v.deployment)
-    fields["output_token_rate"] = _get(answers, q.output_token_rate, app, v.deployment)
+    fields["batch_size"] = _get(answers, q.batch_size, held, v.deployment)
+    fields["prompt_token_rate"] = _get(answers, q.prompt_token_rate, held, v.deployment)
+    fields["output_token_rate"] = _get(answers, q.output_token_rate, held, v.deployment)
     return fields
 
 

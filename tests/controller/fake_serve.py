@@ -17,6 +17,9 @@ class FakeServe:
         self.puts: list[dict[str, Any]] = []
         self.scales: list[tuple[str, str, int]] = []
         self.fail_next: int | None = None
+        self.restarted: list[str] = []
+        """Applications whose code (import path, args, runtime env) a submission changed:
+        Ray restarts every replica of those."""
 
     def transport(self) -> httpx.MockTransport:
         """An httpx transport that answers like the dashboard."""
@@ -42,16 +45,31 @@ class FakeServe:
                 return httpx.Response(404, json={"message": f"no deployment {app}/{dep}"})
             self.scales.append((app, dep, n))
             self._set_replicas(self.apps[app]["deployments"][dep], n)
+            for entry in self.apps[app]["deployed_app_config"].get("deployments", []):
+                if entry.get("name") == dep:
+                    entry["num_replicas"] = n
             return httpx.Response(200)
         return httpx.Response(404, json={"message": f"no route {request.method} {path}"})
 
     def _deploy(self, doc: dict[str, Any]) -> None:
+        submitted = {app["name"] for app in doc["applications"]}
+        for name in [n for n in self.apps if n not in submitted]:
+            del self.apps[name]  # the REST API is declarative: left out is deleted
         for app in doc["applications"]:
+            before = (self.apps.get(app["name"]) or {}).get("deployed_app_config")
+            code = ("import_path", "args", "runtime_env")
+            new_code = before is not None and any(before.get(k) != app.get(k) for k in code)
+            if new_code:
+                self.restarted.append(app["name"])
             current = self.apps.get(app["name"], {"deployments": {}})
             deployments = current["deployments"]
+            was = {d.get("name"): d for d in (before or {}).get("deployments", [])}
             for d in app.get("deployments", []):
                 entry = deployments.setdefault(d["name"], {"name": d["name"], "replicas": []})
-                self._set_replicas(entry, d.get("num_replicas", 1))
+                # Ray redeploys (and so resets the count of) an entry that differs from the
+                # one it holds, the count the scale API set included.
+                if was.get(d["name"]) != d or new_code:
+                    self._set_replicas(entry, d.get("num_replicas", 1))
             self.apps[app["name"]] = {
                 "name": app["name"],
                 "status": "RUNNING",

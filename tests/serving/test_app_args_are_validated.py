@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from serving.errors import ArgsError
-from serving.spec import AppArgs, ModelUserConfig, parse, parse_router_config
+from serving.spec import (
+    AppArgs,
+    ModelUserConfig,
+    RouterArgs,
+    VersionAppArgs,
+    parse,
+    parse_router_config,
+)
 
 GOOD = {
     "task": "embeddings",
@@ -54,7 +61,54 @@ def test_initial_weights_in_args_must_sum_to_100() -> None:
 
 
 def test_router_weights_fill_missing_versions_with_zero() -> None:
-    assert parse_router_config({"weights": {"v2": 100}}, ["v1", "v2"]) == {"v1": 0, "v2": 100}
+    table = parse_router_config({"weights": {"v2": 100}}, ["v1", "v2"])
+    assert table.weights == {"v1": 0, "v2": 100}
+    assert table.applications == {"v1": None, "v2": None}
+
+
+def test_a_router_application_takes_its_versions_from_the_user_config() -> None:
+    user_config = {"weights": {"v1": 100}, "versions": {"v1": "emb-v1", "v3": "emb-v3"}}
+    table = parse_router_config(user_config, [])
+    assert table.names == ["v1", "v3"]
+    assert table.applications == {"v1": "emb-v1", "v3": "emb-v3"}
+    assert table.weights == {"v1": 100, "v3": 0}
+
+
+def test_a_router_application_without_a_version_table_names_the_field() -> None:
+    with pytest.raises(ArgsError, match=r"user_config\.versions: Field required"):
+        parse_router_config({"weights": {}}, [])
+
+
+def test_a_version_table_for_a_router_with_bound_versions_is_refused() -> None:
+    with pytest.raises(ArgsError, match="bound in its application"):
+        parse_router_config({"weights": {"v1": 100}, "versions": {"v1": "a"}}, ["v1"])
+
+
+@pytest.mark.parametrize(
+    ("versions", "message"),
+    [({}, "at least one version"), ({"bad name": "a"}, "must match"), ({"v1": " "}, "empty")],
+)
+def test_bad_version_tables_are_refused_with_the_reason(
+    versions: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ArgsError, match=message):
+        parse_router_config({"weights": {"v1": 100}, "versions": versions}, [])
+
+
+def test_weights_naming_a_version_outside_the_table_are_refused() -> None:
+    with pytest.raises(ArgsError, match="unknown versions"):
+        parse_router_config({"weights": {"v2": 100}, "versions": {"v1": "a"}}, [])
+
+
+def test_router_and_version_application_args_name_bad_fields() -> None:
+    router = {k: v for k, v in GOOD.items() if k != "versions"}
+    assert parse(RouterArgs, router, "args").model_name == "minilm"
+    with pytest.raises(ArgsError, match=r"args\.versions: Extra inputs are not permitted"):
+        parse(RouterArgs, GOOD, "args")
+    one = {"task": "embeddings", "model_name": "minilm", "version": GOOD["versions"][0]}
+    assert parse(VersionAppArgs, one, "args").version.deployment_name == "model_v1"
+    with pytest.raises(ArgsError, match=r"args\.version\.model: Field required"):
+        parse(VersionAppArgs, {**one, "version": {"name": "v1"}}, "args")
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ def _args(task: str) -> AppArgs:
 
 def _document(task: str) -> dict[str, Any]:
     base = get_openapi(title=api.title, version=API_VERSION, routes=api.routes)
-    return openapi_document(base, _args(task), BodyLimits(max_bytes=4096))
+    return openapi_document(base, _args(task), ["v1", "v2"], BodyLimits(max_bytes=4096))
 
 
 def _body_schema(document: dict[str, Any], path: str) -> dict[str, Any]:
