@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from controller import prometheus_config
 from controller.calibration import command as calibrate_command
@@ -39,6 +40,26 @@ app = typer.Typer(
 )
 rollout_app = typer.Typer(help="Operate rollouts by hand.", no_args_is_help=True)
 app.add_typer(rollout_app, name="rollout")
+
+
+class _ReleaseGroup(TyperGroup):
+    """`governor release APP ...` runs `start`; `list` and `history` are commands of their own."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Route `release APP ...` to the hidden `start` command."""
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["start", *args]
+        return super().parse_args(ctx, args)
+
+
+release_app = typer.Typer(
+    cls=_ReleaseGroup,
+    help="Release a model artifact as a new version: `governor release APP --version NAME "
+    "--model SOURCE [--wait]` (admission, canary, promotion; see `governor release start "
+    "--help`); `list` and `history APP` show releases and their outcomes.",
+    no_args_is_help=True,
+)
+app.add_typer(release_app, name="release")
 app.command("prometheus-config")(prometheus_config.command)
 app.command("render-manifests")(kuberay_render.command)
 
@@ -95,7 +116,6 @@ def run(
     """Run the control loop (the daemon)."""
     from controller.daemon import Daemon
     from controller.events import EventLog
-    from controller.signals.commands import CommandInbox
     from controller.telemetry import Telemetry, serve_metrics
 
     config = _load(config_path, dry_run, RUN_CHECKS)
@@ -121,7 +141,7 @@ def run(
             clock,
             telemetry,
             events,
-            CommandInbox.beside_state(config.state_path),
+            target.inbox,
             is_leader=target.is_leader,
         )
     except GovernorError as err:
@@ -186,20 +206,30 @@ RATE_PROBE_S = 5.0
 """One-shot commands read the fleet twice this far apart, so rates have a window."""
 
 
-def _observe_once(config: GovernorConfig, config_path: Path) -> tuple[Snapshot, dict[str, Any]]:
+def _observe_once(
+    config: GovernorConfig, config_path: Path
+) -> tuple[Snapshot, dict[str, Any], GovernorConfig]:
+    """Read the fleet (twice, for rates) and the saved state: the snapshot, the states, and
+    the effective config (the versions releases added or retired) it was observed under."""
+    from controller.releases.ledger import LEDGER, effective_config
+    from controller.signals.base import FollowsConfig
+
     clock = SystemClock()
     try:
         target = build_target(config, clock, config_path)
         try:
+            states = target.store.load()
+            effective = effective_config(config, states.get(LEDGER) or {})
+            if isinstance(target.source, FollowsConfig):
+                target.source.use_config(effective)
             target.source.observe()
             clock.sleep(min(config.window_s, RATE_PROBE_S))
             snapshot = target.source.observe()
-            states = target.store.load()
         finally:
             target.close()
     except GovernorError as err:
         raise _fail(err) from err
-    return snapshot, states
+    return snapshot, states, effective
 
 
 def _print_problems(snapshot: Snapshot) -> None:
@@ -213,9 +243,9 @@ def plan(config_path: ConfigOption) -> None:
     from controller.decide import decide
 
     config = _load(config_path, checks=OBSERVE_CHECKS)
-    snapshot, states = _observe_once(config, config_path)
+    snapshot, states, effective = _observe_once(config, config_path)
     decision = decide(snapshot, states, config)
-    console.print(plan_table(config, snapshot, decision.plan))
+    console.print(plan_table(decision.config or effective, snapshot, decision.plan))
     _print_problems(snapshot)
 
 
@@ -226,10 +256,10 @@ def status(config_path: ConfigOption) -> None:
     from controller.decide import decide
 
     config = _load(config_path, checks=OBSERVE_CHECKS)
-    snapshot, states = _observe_once(config, config_path)
+    snapshot, states, effective = _observe_once(config, config_path)
     decision = decide(snapshot, states, config)
-    rollouts = {a.name: rollout_view(states, a) for a in config.applications}
-    console.print(status_table(config, snapshot, decision.plan, rollouts))
+    rollouts = {a.name: rollout_view(states, a) for a in effective.applications}
+    console.print(status_table(effective, snapshot, decision.plan, rollouts))
     _print_problems(snapshot)
 
 
@@ -239,17 +269,156 @@ def rollout_abort(
     config_path: ConfigOption,
 ) -> None:
     """Abort the rollout of APP: the daemon moves all traffic back to the stable version."""
-    from controller.signals.commands import CommandInbox
-
     config = _load(config_path, checks=(check_state_folder,))
     names = [a.name for a in config.applications]
     if app_name not in names:
         err_console.print(f"[red]unknown application[/] {app_name!r}; known: {', '.join(names)}")
         raise typer.Exit(2)
-    path = CommandInbox.beside_state(config.state_path).submit("abort-rollout", app_name)
+    path = _submit(config, config_path, "abort-rollout", app_name, None)
     console.print(
         f"abort of {app_name}'s rollout queued ({path}); the daemon acts on its next tick"
     )
+
+
+def _submit(
+    config: GovernorConfig,
+    config_path: Path,
+    action: str,
+    app_name: str,
+    args: dict[str, Any] | None,
+) -> str:
+    """Queue a command in the inbox of the daemon this config runs; returns where."""
+    try:
+        target = build_target(config, SystemClock(), config_path)
+        try:
+            return target.inbox.submit(action, app_name, args)
+        finally:
+            target.close()
+    except GovernorError as err:
+        raise _fail(err) from err
+
+
+def _saved_states(config: GovernorConfig, config_path: Path) -> dict[str, Any]:
+    """The daemon's saved agent states (read only)."""
+    try:
+        target = build_target(config, SystemClock(), config_path)
+        try:
+            return dict(target.store.load())
+        finally:
+            target.close()
+    except GovernorError as err:
+        raise _fail(err) from err
+
+
+@release_app.command("start", hidden=True)
+def release_start(
+    app_name: Annotated[str, typer.Argument(metavar="APP", help="The application.")],
+    config_path: ConfigOption,
+    version: Annotated[str, typer.Option("--version", help="Name of the new version.")],
+    model: Annotated[
+        str,
+        typer.Option(help="Model source: a path, bundled:NAME, made:NAME or a hub id."),
+    ],
+    meta: Annotated[
+        list[str] | None,
+        typer.Option(help="Release metadata KEY=VALUE (repeatable); score.NAME=NUMBER."),
+    ] = None,
+    release_file: Annotated[
+        Path | None,
+        typer.Option(help="A release.yaml (default: the one in the model's folder, if any)."),
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option(help="Who releases (default $GOVERNOR_ACTOR or user@host).")
+    ] = None,
+    release_id: Annotated[
+        str | None, typer.Option("--id", help="An id for the release (default: generated).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check admission against the fleet; deploy nothing.")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option(help="Follow the release until it is promoted or rolled back.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="With --wait: give up after this many seconds.", min=1)
+    ] = 1800.0,
+) -> None:
+    """Release MODEL as version VERSION of APP: admission, then a canary under the daemon.
+
+    Exit codes with --wait: 0 promoted, 1 rolled back or aborted, 3 refused, 4 timed out;
+    2 for a bad command or config.
+    """
+    from controller import release_cli as rc
+    from controller.releases.metadata import MetadataError
+
+    config = _load(config_path, checks=(check_state_folder,))
+    clock = SystemClock()
+    try:
+        request = rc.build_request(
+            app_name,
+            version,
+            model,
+            meta or [],
+            release_file,
+            actor or rc.default_actor(),
+            release_id,
+            clock.now(),
+        )
+    except MetadataError as err:
+        err_console.print(f"[red]release metadata[/]: {err}", highlight=False)
+        raise typer.Exit(2) from err
+    console.print(
+        f"release {request.id}: {app_name} {version} <- {model} by {request.actor} "
+        f"({rc.meta_summary(request)})",
+        highlight=False,
+    )
+    if dry_run:
+        snapshot, states, _ = _observe_once(config, config_path)
+        record = rc.preview(request, snapshot, states, config)
+        console.print(f"dry run, nothing deployed: {rc.describe_record(record)}", highlight=False)
+        _print_problems(snapshot)
+        raise typer.Exit(rc.EXIT_REFUSED if record["status"] == "refused" else 0)
+    where = _submit(config, config_path, "release", app_name, request.to_json())
+    console.print(f"queued in {where}", highlight=False)
+    if not wait:
+        console.print(f"follow it with: governor release history {app_name} -c {config_path}")
+        return
+    code, line = rc.wait_for_verdict(
+        request.id,
+        app_name,
+        config,
+        lambda: _saved_states(config, config_path),
+        clock,
+        timeout,
+        lambda text: console.print(f"  {text}", highlight=False),
+    )
+    (console if code == 0 else err_console).print(line, highlight=False)
+    raise typer.Exit(code)
+
+
+@release_app.command("list")
+def release_list(config_path: ConfigOption) -> None:
+    """Every release the daemon remembers, newest first, with its outcome."""
+    from controller import release_cli as rc
+    from controller.releases.ledger import LEDGER, releases_of
+
+    config = _load(config_path, checks=(check_state_folder,))
+    records = releases_of(_saved_states(config, config_path).get(LEDGER) or {})
+    console.print(rc.release_table(records, f"releases ({len(records)})"))
+
+
+@release_app.command("history")
+def release_history(
+    app_name: Annotated[str, typer.Argument(metavar="APP", help="The application.")],
+    config_path: ConfigOption,
+) -> None:
+    """The releases of APP, newest first: who, what, when, and the verdict with its reason."""
+    from controller import release_cli as rc
+    from controller.releases.ledger import LEDGER, releases_of
+
+    config = _load(config_path, checks=(check_state_folder,))
+    records = releases_of(_saved_states(config, config_path).get(LEDGER) or {}, app_name)
+    console.print(rc.release_table(records, f"releases of {app_name} ({len(records)})"))
 
 
 @app.command()

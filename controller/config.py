@@ -34,6 +34,7 @@ from pydantic import (
 
 from controller.config_yaml import FieldPath, field_path, read_yaml
 from controller.errors import ConfigError
+from controller.releases.policy import ReleasePolicy
 
 MAX_DURATION_S = 366 * 24 * 3600.0
 """The longest duration a field takes, a year: sleeps and date arithmetic overflow beyond."""
@@ -450,6 +451,13 @@ class KubeRayTarget(_Strict):
         strict=True,
     )
     """The ConfigMap holding the agents' state; `<name>-<n>` hold the rest as it grows."""
+    commands_configmap: str = Field(
+        default="governor-commands",
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        strict=True,
+    )
+    """The ConfigMap operator commands (`governor release`, `rollout abort`) are written to."""
     max_state_bytes: Integer = Field(default=768 * 1024, gt=0, le=1024 * 1024)
     """The most state data one ConfigMap holds before the state is split further."""
 
@@ -554,6 +562,8 @@ class GovernorConfig(_Strict):
     """Price per hour of one unit of each GPU type (`cpu`: one CPU replica)."""
     budgets: Budgets = Field(default_factory=Budgets)
     applications: list[AppConfig] = Field(min_length=1)
+    releases: ReleasePolicy = Field(default_factory=ReleasePolicy)
+    """What a release (`governor release`) must satisfy before anything is deployed."""
     _index: tuple[object, dict[str, AppConfig]] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")

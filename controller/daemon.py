@@ -27,8 +27,15 @@ from controller.decide import AgentFailedError, TickDecision, decide
 from controller.decisions import Plan, Proposal
 from controller.errors import GovernorError, PermanentError, TemporaryError
 from controller.events import EventLog
-from controller.signals.base import SignalSource
-from controller.signals.commands import CommandInbox
+from controller.releases.ledger import (
+    LEDGER,
+    ReleaseEvent,
+    check_ledger,
+    effective_config,
+    implied_events,
+)
+from controller.signals.base import FollowsConfig, SignalSource
+from controller.signals.commands import Inbox
 from controller.snapshot import Snapshot
 from controller.state_store import StateStore
 from controller.telemetry import Telemetry
@@ -76,11 +83,13 @@ class Daemon:
         clock: Clock,
         telemetry: Telemetry | None = None,
         events: EventLog | None = None,
-        inbox: CommandInbox | None = None,
+        inbox: Inbox | None = None,
         decide_fn: DecideFn = decide,
         is_leader: Callable[[], bool] = lambda: True,
         checkpoint: Checkpoint = lambda point: None,
     ) -> None:
+        self.base_config = config
+        """The config as written; `config` adds what releases changed (releases/ledger.py)."""
         self.config = config
         self.source = source
         self.actuator = actuator
@@ -92,7 +101,10 @@ class Daemon:
         self.decide_fn = decide_fn
         self.is_leader = is_leader
         self.checkpoint = checkpoint
+        self._following = False
         self.states: dict[str, AgentState] = self._checked(store.load())
+        self._follow(effective_config(self.base_config, self.states.get(LEDGER) or {}))
+        self._log_missed_releases()
         self._observing_since: datetime | None = None
         self._decided = False
         """Whether `states` moved on from what was loaded at the start."""
@@ -114,6 +126,7 @@ class Daemon:
             leading = self.is_leader()
             if leading and not self._leading and self._decided:
                 self.states = self._adopt_saved_states(now)
+                self._follow(effective_config(self.base_config, self.states.get(LEDGER) or {}))
             self._leading = leading
             snapshot = self.source.observe()
             if self._observing_since is None:
@@ -129,7 +142,8 @@ class Daemon:
                 self.events.emit(now, "signal-missing", problem)
             self.checkpoint("observed")
             stage = "decide"
-            decision = self.decide_fn(snapshot, self.states, self.config)
+            observed_with = self.config
+            decision = self.decide_fn(snapshot, self.states, self.base_config)
             self.checkpoint("decided")
             stage = "save"
             self.states = dict(decision.states)
@@ -139,8 +153,9 @@ class Daemon:
             self.checkpoint("saved")
             if self.inbox is not None:
                 self.inbox.done(handled)
+            self._follow(decision.config or self.base_config)
             stage = "act"
-            applied = self._act(decision.plan, snapshot, now, leading)
+            applied = self._act(decision.plan, snapshot, now, leading, observed_with)
             self.checkpoint("applied")
             stage = "record"
             self._record(snapshot, decision, applied, now)
@@ -182,11 +197,56 @@ class Daemon:
         return report
 
     def _checked(self, saved: Mapping[str, Any]) -> dict[str, AgentState]:
-        """The saved states that parse; each dropped part is an event and a count."""
-        states, resets = check_states(saved, self.config)
+        """The saved states that parse; each dropped part is an event and a count.
+
+        The release ledger is parsed first: the other states are checked against the
+        config it implies (a rollout's candidate may be a released version).
+        """
+        ledger, dropped = check_ledger(saved.get(LEDGER))
+        if dropped is not None:
+            self._reset(self.clock.now(), StateReset(LEDGER, "*", dropped))
+        config = effective_config(self.base_config, ledger)
+        rest = {k: v for k, v in saved.items() if k != LEDGER}
+        states, resets = check_states(rest, config)
         for reset in resets:
             self._reset(self.clock.now(), reset)
+        if ledger:
+            states[LEDGER] = ledger
         return states
+
+    def _log_missed_releases(self) -> None:
+        """Log the release events a crash kept out of the event log (its record was saved)."""
+        implied = implied_events(self.states.get(LEDGER) or {})
+        if not implied or self.events.path is None:
+            return  # nothing logged durably to compare with
+        logged = self.events.logged("release", "release_id", "outcome")
+        now = self.clock.now()
+        for r in implied:
+            if (r.release_id, r.outcome) not in logged:
+                self._release_event(now, r, recovered=True)
+
+    def _release_event(self, now: datetime, r: ReleaseEvent, recovered: bool = False) -> None:
+        self.telemetry.releases.labels(r.app, r.outcome).inc()
+        self.events.emit(
+            now,
+            "release",
+            f"{r.app}: {r.message}" + (" (recorded before a restart)" if recovered else ""),
+            app=r.app,
+            version=r.version,
+            outcome=r.outcome,
+            actor=r.actor,
+            release_id=r.release_id,
+        )
+
+    def _follow(self, config: GovernorConfig) -> None:
+        """Make `config` the one the source observes and the actuator applies plans under."""
+        if config is self.config and self._following:
+            return
+        self.config = config
+        self._following = True
+        for part in (self.source, self.actuator):
+            if isinstance(part, FollowsConfig):
+                part.use_config(config)
 
     def _reset(self, now: datetime, reset: StateReset) -> None:
         self.telemetry.state_resets.labels(reset.agent).inc()
@@ -217,12 +277,20 @@ class Daemon:
         """The rollout view of every application, from the agents' state."""
         return {a.name: rollout_view(self.states, a) for a in self.config.applications}
 
-    def _act(self, plan: Plan, snapshot: Snapshot, now: datetime, leading: bool) -> ApplyResult:
+    def _act(
+        self,
+        plan: Plan,
+        snapshot: Snapshot,
+        now: datetime,
+        leading: bool,
+        observed_with: GovernorConfig,
+    ) -> ApplyResult:
         if self.config.dry_run:
             return ApplyResult(held="dry run: nothing applied")
         if not leading:
             return ApplyResult(held="not the leader: nothing applied")
-        blind = _unobserved_versions(self.config, snapshot)
+        # Versions a release added in this tick were not observed yet, and need not be.
+        blind = _unobserved_versions(observed_with, snapshot)
         if blind:
             # A plan made without seeing the replicas would fall back to initial counts.
             return ApplyResult(
@@ -282,6 +350,8 @@ class Daemon:
                 )
         for a in plan.alerts:
             self.events.emit(now, "alert", f"{a.app}: {a.message}", app=a.app, agent=a.agent)
+        for r in decision.releases:
+            self._release_event(now, r)
         for change in applied.changes:
             self.events.emit(now, "applied", change)
         if applied.held:

@@ -3,7 +3,10 @@
 `decide` is pure: its only clock is `snapshot.now` and it does no I/O. The daemon, the
 simulator and the tests all call exactly this function.
 
-Order: proposing agents (rollout, then scaling) run on the snapshot; the arbiter merges
+Order: the release ledger first settles releases, admits or refuses requested ones, and
+gives the effective config (the file's, with released versions added and retired ones
+removed: `controller/releases/ledger.py`); proposing agents (rollout, then scaling) then
+run on the snapshot under that config; the arbiter merges
 their proposals into one plan, fitting it to the budgets as its last stage; plan
 reviewers (the budget agent) then read the plan and add alerts. Agents never see each
 other, only the snapshot and, for reviewers, the plan.
@@ -21,6 +24,8 @@ from controller.agents.scaling import ScalingAgent
 from controller.arbiter import arbitrate
 from controller.config import GovernorConfig
 from controller.decisions import Plan, Proposal
+from controller.releases.ledger import LEDGER, ReleaseEvent
+from controller.releases.ledger import step as release_step
 from controller.snapshot import Snapshot
 
 __all__ = ["AgentFailedError", "TickDecision", "decide", "default_agents"]
@@ -43,6 +48,10 @@ class TickDecision:
     states: dict[str, AgentState]
     """Next state per agent name (states of agents not run are carried over)."""
     proposals: tuple[Proposal, ...]
+    config: GovernorConfig | None = None
+    """The effective config the agents decided under (None: the one given)."""
+    releases: tuple[ReleaseEvent, ...] = ()
+    """What happened to releases in this tick."""
 
 
 def default_agents() -> tuple[Agent | PlanReviewer, ...]:
@@ -58,8 +67,13 @@ def decide(
 ) -> TickDecision:
     """Run the agents on one snapshot and resolve their proposals into a plan."""
     chosen = default_agents() if agents is None else agents
+    released = release_step(snapshot, states, config)
+    config = released.config
     ran = {a.name for a in chosen}
     next_states = {k: json_copy(v) for k, v in states.items() if k not in ran}
+    next_states.pop(LEDGER, None)
+    if released.ledger:
+        next_states[LEDGER] = released.ledger
     proposals: list[Proposal] = []
     for agent in chosen:
         if not isinstance(agent, PlanReviewer):
@@ -79,4 +93,10 @@ def decide(
                 raise AgentFailedError(agent.name, err) from err
             plan = replace(plan, alerts=plan.alerts + tuple(alerts))
             proposals.extend(alerts)
-    return TickDecision(plan=plan, states=next_states, proposals=tuple(proposals))
+    return TickDecision(
+        plan=plan,
+        states=next_states,
+        proposals=tuple(proposals),
+        config=config,
+        releases=released.events,
+    )

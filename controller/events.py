@@ -23,6 +23,21 @@ class EventLog:
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
+    def logged(self, kind: str, *keys: str) -> set[tuple[Any, ...]]:
+        """The `keys` of every event of `kind` in the log file (empty without a file)."""
+        found: set[tuple[Any, ...]] = set()
+        if self.path is None or not self.path.exists():
+            return found
+        with self.path.open() as f:
+            for line in f:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a crash
+                if isinstance(event, dict) and event.get("kind") == kind:
+                    found.add(tuple(event.get(k) for k in keys))
+        return found
+
     def emit(self, at: datetime, kind: str, message: str, **fields: Any) -> None:
         """Record one event."""
         event = {"at": at.isoformat(), "kind": kind, "message": message, **fields}

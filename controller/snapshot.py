@@ -6,10 +6,10 @@ A signal source builds one `Snapshot` per tick. A value that could not be observ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -149,6 +149,8 @@ class OperatorCommand:
     action: str
     app: str
     issued_at: datetime
+    args: Mapping[str, Any] = field(default_factory=dict)
+    """What the action needs beyond the app (a release: its request as JSON)."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from controller.actuators.base import Actuator
 from controller.clock import Clock
 from controller.config import GovernorConfig
 from controller.signals.base import SignalSource
+from controller.signals.commands import Inbox
 from controller.state_store import StateStore
 
 
@@ -29,6 +30,11 @@ class Target(Protocol):
     @property
     def store(self) -> StateStore:
         """Keeps the agents' state across restarts."""
+        ...
+
+    @property
+    def inbox(self) -> Inbox:
+        """Where operator commands wait for the daemon."""
         ...
 
     def is_leader(self) -> bool:

@@ -12,6 +12,7 @@ from controller.actuators.state_file import FileStateStore
 from controller.clock import Clock
 from controller.config import GovernorConfig
 from controller.signals.base import SignalSource
+from controller.signals.commands import CommandInbox, Inbox
 from controller.signals.embedded import EmbeddedSource, http_metrics_reader
 from controller.signals.prometheus import PrometheusSource
 from controller.state_store import StateStore
@@ -28,6 +29,7 @@ class LocalTarget:
     source: SignalSource
     actuator: Actuator
     store: StateStore
+    inbox: Inbox
     closers: list[object] = field(default_factory=list)
 
     def is_leader(self) -> bool:
@@ -59,4 +61,6 @@ def build_local_target(
     if config.signals.kind == "prometheus":
         source = PrometheusSource(config, clock, replicas_from=source)
     actuator = LocalActuator(config, dashboard, base)
-    return LocalTarget(source, actuator, FileStateStore(config.state_path), [source, dashboard])
+    store = FileStateStore(config.state_path)
+    inbox = CommandInbox.beside_state(config.state_path)
+    return LocalTarget(source, actuator, store, inbox, [source, dashboard])

@@ -227,6 +227,12 @@ class Telemetry:
             ["app", "result"],
             registry=r,
         )
+        self.releases = Counter(
+            "governor_releases",
+            "Release events: admitted, refused, promoted, rolled-back, aborted, retired",
+            ["app", "outcome"],
+            registry=r,
+        )
         self.plan_alerts = Gauge(
             "governor_plan_alerts", "Alerts raised by the last plan", ["app"], registry=r
         )

@@ -144,6 +144,10 @@ class KubeRayActuator:
         """The scale API of one shard's head, by RayService name."""
         self.max_serve_config_bytes = max_serve_config_bytes
 
+    def use_config(self, config: GovernorConfig) -> None:
+        """Work with the versions `config` lists from now on."""
+        self.config = config
+
     def apply(self, plan: Plan, snapshot: Snapshot) -> ApplyResult:
         """Patch the shards whose config the plan changes; hold upgrading ones; scale."""
         index = self.shards.read()

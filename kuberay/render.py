@@ -8,9 +8,10 @@ RayServices (see `kuberay.sharding`), all written to `rayservice.yaml`.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 import yaml
@@ -164,7 +165,9 @@ class Rendered:
 def render_manifests(root: Path) -> list[Rendered]:
     """The generated manifests, from the config files under `root`."""
     serve_path = root / SERVE_CONFIG
-    serve = load_serve_config(serve_path)
+    # YAML anchors load as shared objects, which the dumper would write back as aliases:
+    # a rendered serveConfigV2 spells every application out instead.
+    serve = cast(dict[str, Any], json.loads(json.dumps(load_serve_config(serve_path))))
     validate_serve_config(serve, str(SERVE_CONFIG))
     governor_text = (root / GOVERNOR_CONFIG).read_text()
     config = parse_config(yaml.safe_load(governor_text), str(GOVERNOR_CONFIG))

@@ -116,6 +116,28 @@ class _Packing:
         )
 
 
+def _units(apps: list[dict[str, Any]]) -> list[list[int]]:
+    """Indices of applications that must share a RayService, in the order of their first.
+
+    A router application and the applications its router's `user_config.versions` names
+    are one unit: a cross-application handle reaches only within one Serve instance.
+    """
+    position = {str(a.get("name")): i for i, a in enumerate(apps)}
+    owner: dict[int, int] = {}
+    for i, app in enumerate(apps):
+        for d in app.get("deployments") or []:
+            table = (d.get("user_config") or {}).get("versions") if isinstance(d, dict) else None
+            if isinstance(table, dict):
+                for name in table.values():
+                    j = position.get(str(name))
+                    if j is not None and j != i:
+                        owner.setdefault(j, i)
+    units: dict[int, list[int]] = {}
+    for i in range(len(apps)):
+        units.setdefault(owner.get(i, i), []).append(i)
+    return sorted(units.values(), key=min)
+
+
 def split_serve_config(
     serve: dict[str, Any], names: ShardNames, bound: int, placed: dict[str, str]
 ) -> dict[str, dict[str, Any]]:
@@ -128,29 +150,43 @@ def split_serve_config(
     # Under a block mapping PyYAML writes list items unindented, as a top-level list.
     base = _size(dump_serve_config({**common, "applications": []})) - len(" []")
     sizes = [_size(dump_serve_config([a])) for a in apps]
-    for app, size in zip(apps, sizes, strict=True):
+    units = _units(apps)
+    for unit in units:
+        size = sum(sizes[i] for i in unit)
         if base + size > bound:
+            named = [str(apps[i].get("name")) for i in unit]
+            what = (
+                f"application {named[0]} alone makes"
+                if len(unit) == 1
+                else f"applications {', '.join(named)} (a router and its versions, which "
+                "share a RayService) make"
+            )
             raise ConfigError(
-                f"application {app.get('name')} alone makes a serveConfigV2 of {base + size} "
-                f"bytes, over the {bound}-byte bound (kuberay.max_serve_config_bytes)"
+                f"{what} a serveConfigV2 of {base + size} bytes, over the {bound}-byte bound "
+                "(kuberay.max_serve_config_bytes)"
             )
     packing = _Packing(names, base, bound)
     waiting = []
-    for i, app in enumerate(apps):
-        home = placed.get(str(app.get("name")))
-        if home is not None and names.position(home) is not None and packing.fits(home, sizes[i]):
-            packing.put(home, i, sizes[i])
+    for unit in units:
+        size = sum(sizes[i] for i in unit)
+        homes = [placed.get(str(apps[i].get("name"))) for i in unit]
+        home = next((h for h in homes if h is not None), None)
+        if home is not None and names.position(home) is not None and packing.fits(home, size):
+            for i in unit:
+                packing.put(home, i, sizes[i])
         else:
-            waiting.append(i)
-    for i in waiting:
-        home = packing.room(sizes[i])
+            waiting.append(unit)
+    for unit in waiting:
+        size = sum(sizes[i] for i in unit)
+        home = packing.room(size)
         if home is None:
             raise ConfigError(
                 f"the applications do not fit in rayservices {list(names.fixed)} with at most "
                 f"{bound} bytes of serveConfigV2 each; add a RayService to "
                 "kuberay.rayservices (docs/kuberay.md, adding a shard)"
             )
-        packing.put(home, i, sizes[i])
+        for i in unit:
+            packing.put(home, i, sizes[i])
     if not packing.shards:
         packing.shards[names.generated(0)] = []
     out: dict[str, dict[str, Any]] = {}

@@ -87,6 +87,10 @@ class RayServiceSource:
         """Serve's status reader of one shard's head, by RayService name."""
         self.starts = ReplicaStartTracker()
 
+    def use_config(self, config: GovernorConfig) -> None:
+        """Work with the versions `config` lists from now on."""
+        self.config = config
+
     def observe(self) -> Snapshot:
         """Read every shard (and Serve's status, if reachable); what fails stays missing."""
         now = self.clock.now()

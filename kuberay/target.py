@@ -12,6 +12,7 @@ from controller.clock import Clock
 from controller.config import GovernorConfig
 from controller.errors import ConfigError
 from controller.signals.base import SignalSource
+from controller.signals.commands import Inbox
 from controller.signals.prometheus import PrometheusSource
 from controller.state_store import StateStore
 from controller.target import close_all
@@ -20,6 +21,7 @@ from kuberay.client import RayServiceClient
 from kuberay.configmaps import ConfigMapClient
 from kuberay.connect import api_client
 from kuberay.dashboards import Dashboards
+from kuberay.inbox import ConfigMapInbox
 from kuberay.leader import LeaderElector, default_identity
 from kuberay.shards import RayServiceShards
 from kuberay.signals import RayServiceSource
@@ -33,6 +35,7 @@ class ClusterTarget:
     source: SignalSource
     actuator: KubeRayActuator
     store: StateStore
+    inbox: Inbox
     closers: list[object] = field(default_factory=list)
     elector: LeaderElector | None = None
 
@@ -120,4 +123,5 @@ def build_kuberay_target(
         may_write=elector.is_leader,
         migration=AnnotationMigration(client, shards),
     )
-    return ClusterTarget(source, actuator, store, closers, elector=elector)
+    inbox = ConfigMapInbox(configmaps, kr.commands_configmap)
+    return ClusterTarget(source, actuator, store, inbox, closers, elector=elector)

@@ -76,6 +76,11 @@ class HeldGauges:
                 self._thread.start()
         gauge.set(value, tags=dict(tags or {}))
 
+    def drop(self, gauge: Gauge, tags: dict[str, str] | None = None) -> None:
+        """Stop re-publishing a series: Ray's exporter then drops it from /metrics."""
+        with self._lock:
+            self._values.pop((id(gauge), tuple(sorted((tags or {}).items()))), None)
+
     def _republish(self) -> None:
         while True:
             time.sleep(self._period_s)
@@ -139,6 +144,7 @@ class RouterMetrics:
         )
         self.config_rejected = config_rejected_counter(model_name)
         self.held = HeldGauges()
+        self._weighted: set[str] = set()
 
     def record_success(self, version: str, endpoint: str, latency_ms: float) -> None:
         """Count a successful request and its latency."""
@@ -161,7 +167,10 @@ class RouterMetrics:
         self.shed.inc(tags={"version": version, "endpoint": endpoint})
 
     def record_weights(self, weights: dict[str, int]) -> None:
-        """Publish the weights now in force."""
+        """Publish the weights now in force; a version no longer routed to stops reporting."""
+        for version in self._weighted - set(weights):
+            self.held.drop(self.weight, tags={"version": version})
+        self._weighted = set(weights)
         for version, weight in weights.items():
             self.held.set(self.weight, weight, tags={"version": version})
 

@@ -78,6 +78,10 @@ class LocalActuator:
         self.dashboard = dashboard
         self.base = base
 
+    def use_config(self, config: GovernorConfig) -> None:
+        """Apply plans over the versions `config` lists from now on."""
+        self.config = config
+
     def apply(self, plan: Plan, snapshot: Snapshot) -> ApplyResult:
         """Make the cluster match `plan`, writing only what differs from what is deployed.
 

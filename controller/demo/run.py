@@ -209,7 +209,9 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
                         and not declared
                         and elapsed >= options.candidate_at * options.replay_s
                     ):
-                        daemon.config = _with_candidate(daemon.config, app_cfg.name, candidate)
+                        daemon.base_config = _with_candidate(
+                            daemon.base_config, app_cfg.name, candidate
+                        )
                         declared = True
                     while seen < len(reports):
                         rps, p95 = load.recent(elapsed, window_s=config.interval_s * 2)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from controller.config import GovernorConfig
 from controller.snapshot import Snapshot
 
 
@@ -12,4 +13,13 @@ class SignalSource(Protocol):
 
     def observe(self) -> Snapshot:
         """One snapshot of the fleet, now."""
+        ...
+
+
+@runtime_checkable
+class FollowsConfig(Protocol):
+    """A source or actuator that works on whatever versions the effective config lists."""
+
+    def use_config(self, config: GovernorConfig) -> None:
+        """Work with `config` from now on (releases add and retire versions)."""
         ...

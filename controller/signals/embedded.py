@@ -80,6 +80,11 @@ class EmbeddedSource:
         self.baselines = CounterBaselines(config.window_s)
         self.starts = ReplicaStartTracker()
 
+    def use_config(self, config: GovernorConfig) -> None:
+        """Observe the versions `config` lists from now on."""
+        self.config = config
+        self.governed = frozenset(config.serve_apps)
+
     def observe(self) -> Snapshot:
         """Read the world once; anything that could not be read is left missing, with a reason."""
         now = self.clock.now()

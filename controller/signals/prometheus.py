@@ -21,7 +21,7 @@ import httpx
 
 from controller.clock import Clock
 from controller.config import AppConfig, GovernorConfig, VersionConfig
-from controller.signals.base import SignalSource
+from controller.signals.base import FollowsConfig, SignalSource
 from controller.signals.promql import Query, QuerySet, build_queries, duration_seconds
 from controller.snapshot import (
     AppSnapshot,
@@ -132,6 +132,14 @@ class PrometheusSource:
         self.queries: QuerySet = build_queries(self.settings, names)
         self.window_s = duration_seconds(self.settings.rate_window)
         self.last_failures: tuple[QueryFailure, ...] = ()
+
+    def use_config(self, config: GovernorConfig) -> None:
+        """Query for the versions `config` lists from now on."""
+        self.config = config
+        self.governed = frozenset(config.serve_apps)
+        self.queries = build_queries(self.settings, config.serve_apps)
+        if isinstance(self.replicas_from, FollowsConfig):
+            self.replicas_from.use_config(config)
 
     def close(self) -> None:
         """Release the HTTP connections."""

@@ -94,19 +94,24 @@ def test_an_interval_the_loop_cannot_sleep_is_refused(tmp_path: Path, value: str
 
 
 @pytest.mark.parametrize(
-    ("deployments", "field"),
+    ("serve_app", "deployments", "field"),
     [
-        (["router", "model_v1"], "applications[0].versions[1].deployment"),
-        (["model_v1", "model_v2"], "applications[0].router_deployment"),
+        ("embeddings-v2", [], "applications[0].versions[1].deployment"),
+        ("embeddings", [], "applications[0].router_deployment"),
+        ("embeddings-v2", None, "applications[0].versions[1].application"),
     ],
 )
 def test_a_deployment_missing_from_the_serve_config_is_refused(
-    tmp_path: Path, deployments: list[str], field: str
+    tmp_path: Path, serve_app: str, deployments: list[str] | None, field: str
 ) -> None:
     doc = base(tmp_path)
     serve = yaml.safe_load((tmp_path / "serve.yaml").read_text())
-    kept = [d for d in serve["applications"][0]["deployments"] if d["name"] in deployments]
-    serve["applications"][0]["deployments"] = kept
+    apps = serve["applications"]
+    if deployments is None:
+        serve["applications"] = [a for a in apps if a["name"] != serve_app]
+    else:
+        (app,) = [a for a in apps if a["name"] == serve_app]
+        app["deployments"] = [d for d in app["deployments"] if d["name"] in deployments]
     (tmp_path / "serve.yaml").write_text(yaml.safe_dump(serve))
     config = write(tmp_path, doc)
     for command in (("run", "--once"), ("plan",), ("check",)):

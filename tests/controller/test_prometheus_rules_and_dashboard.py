@@ -84,6 +84,7 @@ def test_the_dashboard_covers_slo_replicas_weights_cost_and_rollouts() -> None:
         "governor_budget_per_hour",
         "governor_rollout_phase",
         "governor_rollout_verdicts_total",
+        "governor_releases_total",
     } <= used
 
 

@@ -24,25 +24,32 @@ from tests.conftest import RayServeCluster
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "governed"
+APPS = (APP, f"{APP}-v1", f"{APP}-v2")
+"""The router application and the application of each version."""
+RUNNING = dict.fromkeys(APPS, "RUNNING")
 SLO_P95_MS = 500
 MODEL = "minilm"
 
 
 def serve_config(http_port: int, v2_batching: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The shipped local Serve config renamed to APP, one torch thread per replica."""
+    """The shipped local embeddings applications renamed to APP, one torch thread per replica."""
     doc = copy.deepcopy(yaml.safe_load((REPO / "configs/serve.local.yaml").read_text()))
     doc["http_options"] = {"host": "127.0.0.1", "port": http_port}
-    (app,) = [a for a in doc["applications"] if a["name"] == "embeddings"]
-    doc["applications"] = [app]
-    app["name"] = APP
-    for version in app["args"]["versions"]:
-        version["torch_threads"] = 1
+    apps = {a["name"]: a for a in doc["applications"]}
+    router, v1, v2 = apps["embeddings"], apps["embeddings-v1"], apps["embeddings-v2"]
+    doc["applications"] = [router, v1, v2]
+    router["name"] = APP
     # Admission answers within the SLO the daemon's config below holds the app to.
-    app["args"]["latency_target_ms"] = SLO_P95_MS
-    deployments = {d["name"]: d for d in app["deployments"]}
-    deployments["model_v2"]["num_replicas"] = 1
+    router["args"]["latency_target_ms"] = SLO_P95_MS
+    (router_deployment,) = router["deployments"]
+    router_deployment["user_config"]["versions"] = {"v1": f"{APP}-v1", "v2": f"{APP}-v2"}
+    for name, version in (("v1", v1), ("v2", v2)):
+        version["name"] = f"{APP}-{name}"
+        version["args"]["version"]["torch_threads"] = 1
+    (model_v2,) = v2["deployments"]
+    model_v2["num_replicas"] = 1
     if v2_batching is not None:
-        deployments["model_v2"]["user_config"] = v2_batching
+        model_v2["user_config"] = v2_batching
     return doc
 
 
@@ -58,8 +65,20 @@ def governor_config(
         "name": APP,
         "slo": {"latency_p95_ms": SLO_P95_MS, "max_error_rate": 0.01},
         "versions": [
-            {"name": "v1", "deployment": "model_v1", "min_replicas": 1, "max_replicas": 3},
-            {"name": "v2", "deployment": "model_v2", "min_replicas": 0, "max_replicas": 2},
+            {
+                "name": "v1",
+                "deployment": "model_v1",
+                "application": f"{APP}-v1",
+                "min_replicas": 1,
+                "max_replicas": 3,
+            },
+            {
+                "name": "v2",
+                "deployment": "model_v2",
+                "application": f"{APP}-v2",
+                "min_replicas": 0,
+                "max_replicas": 2,
+            },
         ],
         "stable": "v1",
         "scaling": {"downscale_delay_s": 6, "forecast_window_s": 10, "default_startup_s": 5},
@@ -96,7 +115,12 @@ def daemon_running(config: GovernorConfig) -> Iterator[RunningDaemon]:
     clock = SystemClock()
     target = build_local_target(config, clock)
     daemon = Daemon(
-        config, target.source, target.actuator, FileStateStore(config.state_path), clock
+        config,
+        target.source,
+        target.actuator,
+        FileStateStore(config.state_path),
+        clock,
+        inbox=target.inbox,
     )
     running = RunningDaemon(daemon)
     stop = threading.Event()
@@ -158,10 +182,11 @@ class Load:
 
 def targets(cluster: RayServeCluster) -> dict[str, int]:
     """Target replica counts of APP's version deployments, as Serve reports them."""
-    deployments = cluster.applications()[APP]["deployments"]
+    apps = cluster.applications()
     return {
         name: int(d.get("target_num_replicas") or 0)
-        for name, d in deployments.items()
+        for app in APPS[1:]
+        for name, d in apps[app]["deployments"].items()
         if name.startswith("model_")
     }
 

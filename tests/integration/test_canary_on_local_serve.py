@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import RayServeCluster
 from tests.integration.governed_fleet import (
     APP,
+    RUNNING,
     Load,
     RunningDaemon,
     daemon_running,
@@ -40,14 +41,14 @@ RATE = 10.0
 
 def deployed(cluster: RayServeCluster, v2_batching: dict[str, Any] | None) -> dict[str, Any]:
     doc = serve_config(cluster.http_port, v2_batching=v2_batching)
-    for d in doc["applications"][0]["deployments"]:
+    for d in [d for a in doc["applications"] for d in a["deployments"]]:
         if d["name"] == "model_v1":
             d["user_config"] = {"max_batch_size": 32, "batch_wait_timeout_s": 0.01}
         # A slower canary should show as latency, which the analysis reads, not as
         # back-pressure refusals: give the models room to queue.
         d["max_ongoing_requests"] = 512
     cluster.deploy(doc)
-    cluster.wait_for_status({APP: "RUNNING"})
+    cluster.wait_for_status(RUNNING)
     return doc
 
 

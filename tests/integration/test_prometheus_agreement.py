@@ -36,6 +36,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.prometheus]
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 APP = "embeddings"
+SERVE_APPS = (APP, f"{APP}-v1", f"{APP}-v2")
 WINDOW_S = 30
 LOAD_RPS = 6.0
 
@@ -109,7 +110,7 @@ def _ray_scrape_target(cluster: RayServeCluster, sd_file: Path, timeout_s: float
 
 def _config(cluster: RayServeCluster, tmp: Path, prometheus_url: str) -> GovernorConfig:
     serve = yaml.safe_load((CONFIGS / "serve.local.yaml").read_text())
-    serve["applications"] = [a for a in serve["applications"] if a["name"] == APP]
+    serve["applications"] = [a for a in serve["applications"] if a["name"] in SERVE_APPS]
     serve["http_options"] = {"host": "127.0.0.1", "port": cluster.http_port}
     serve_path = tmp / "serve.yaml"
     serve_path.write_text(yaml.safe_dump(serve))
@@ -135,7 +136,7 @@ def fleet(ray_serve: RayServeCluster, tmp_path_factory: pytest.TempPathFactory) 
     prometheus_port = free_port()
     config = _config(ray_serve, tmp, f"http://127.0.0.1:{prometheus_port}")
     ray_serve.deploy(yaml.safe_load(Path(config.local.serve_config).read_text()))
-    ray_serve.wait_for_status({APP: "RUNNING"})
+    ray_serve.wait_for_status(dict.fromkeys(SERVE_APPS, "RUNNING"))
     telemetry = Telemetry()
     daemon_port = free_port()
     metrics_server, _ = serve_metrics(telemetry, "127.0.0.1", daemon_port)

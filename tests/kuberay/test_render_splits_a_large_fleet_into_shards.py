@@ -40,13 +40,22 @@ def _root(tmp_path: Path, apps: list[str], **kuberay: Any) -> Path:
 
 
 def write_apps(root: Path, apps: list[str]) -> None:
-    """Make the Serve config hold `apps`, each like the repository's first application."""
+    """Make the Serve config hold `apps`, each like the repository's first model: a router
+    application and the application of its one version, `<app>-v1`."""
     serve = yaml.safe_load((REPO / SERVE_CONFIG).read_text())
-    model = serve["applications"][0]
-    serve["applications"] = [
-        {**copy.deepcopy(model), "name": a, "route_prefix": f"/{a}"} for a in apps
-    ]
+    router, version = serve["applications"][:2]
+    serve["applications"] = []
+    for a in apps:
+        mine = copy.deepcopy(router)
+        mine.update(name=a, route_prefix=f"/{a}")
+        mine["deployments"][0]["user_config"] = {"versions": {"v1": f"{a}-v1"}, "weights": {"v1": 100}}
+        serve["applications"] += [mine, {**copy.deepcopy(version), "name": f"{a}-v1"}]
     (root / SERVE_CONFIG).write_text(yaml.safe_dump(serve, sort_keys=False))
+
+
+def serve_apps(apps: list[str]) -> list[str]:
+    """The Serve applications write_apps makes for `apps`."""
+    return [name for a in apps for name in (a, f"{a}-v1")]
 
 
 def rayservices(root: Path) -> list[dict[str, Any]]:
@@ -89,7 +98,9 @@ def test_a_fleet_over_the_bound_is_split_into_labelled_shards_each_under_it(
         counts.update(a["name"] for a in doc["applications"])
         assert rs["metadata"]["labels"][LABEL[0]] == LABEL[1]
         assert crd_errors(rs) == [] and crd_errors(as_raycluster(rs)) == []
-    assert counts == Counter(APPS), "every application is in exactly one shard"
+    assert counts == Counter(serve_apps(APPS)), "every application is in exactly one shard"
+    homes = placement(root)
+    assert all(homes[a] == homes[f"{a}-v1"] for a in APPS), "a model stays in one shard"
     assert render_manifests_command(root, check=True) == 0
 
 
@@ -105,8 +116,9 @@ def test_rendering_again_keeps_every_application_where_it_was(tmp_path: Path) ->
     assert render_manifests_command(root) == 0
 
     after = placement(root)
-    assert {a: after[a] for a in before if a != leaving} == {
-        a: s for a, s in before.items() if a != leaving
+    gone = {leaving, f"{leaving}-v1"}
+    assert {a: after[a] for a in before if a not in gone} == {
+        a: s for a, s in before.items() if a not in gone
     }
     assert after["newcomer"] in ("governor-fleet", last), "it goes where there is room"
 
@@ -138,4 +150,6 @@ def test_one_application_larger_than_the_bound_is_refused(
 
     assert render_manifests_command(root) == 2
 
-    assert "application model-000 alone makes a serveConfigV2 of" in capsys.readouterr().err
+    err = " ".join(capsys.readouterr().err.split())
+    assert "applications model-000, model-000-v1 (a router and its versions" in err
+    assert "make a serveConfigV2 of" in err

@@ -1,7 +1,8 @@
 """One deployment of the data plane, shared by the serving integration tests.
 
-The embeddings application is the shipped `configs/serve.local.yaml`; a generation
-application serving the test-made tiny causal LM is added beside it at `/gen`.
+The embeddings applications are the shipped `configs/serve.local.yaml`'s (a router
+application and one application per version); a generation application serving the
+test-made tiny causal LM, in the one-application layout (`build_app`), is added at `/gen`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from tests.conftest import RayServeCluster
 
 LOCAL_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "serve.local.yaml"
 EMBEDDINGS_APP = "embeddings"
+V1_APP = "embeddings-v1"
+V2_APP = "embeddings-v2"
+EMBEDDINGS_APPS = (EMBEDDINGS_APP, V1_APP, V2_APP)
 GENERATION_APP = "generation"
 GENERATION_PREFIX = "/gen"
 
@@ -90,14 +94,15 @@ class ServingApps:
     ) -> dict[str, Any]:
         """The full Serve config of the test apps; optionally other router weights or v1 batching."""
         config = copy.deepcopy(yaml.safe_load(LOCAL_CONFIG.read_text()))
-        # The shipped embeddings application; the tests bring their own generation one.
-        (embeddings,) = [a for a in config["applications"] if a["name"] == EMBEDDINGS_APP]
-        config["applications"] = [embeddings]
-        deployments = {d["name"]: d for d in embeddings["deployments"]}
+        # The shipped embeddings applications; the tests bring their own generation one.
+        apps = {a["name"]: a for a in config["applications"]}
+        config["applications"] = [apps[name] for name in EMBEDDINGS_APPS]
+        (router,) = apps[EMBEDDINGS_APP]["deployments"]
         if weights is not None:
-            deployments["router"]["user_config"] = {"weights": weights}
+            router["user_config"] = {**router["user_config"], "weights": weights}
         if v1_batching is not None:
-            deployments["model_v1"]["user_config"] = v1_batching
+            (model_v1,) = apps[V1_APP]["deployments"]
+            model_v1["user_config"] = v1_batching
         config["applications"] += [generation_app(self.model_path), *extra_apps]
         return config
 
@@ -136,12 +141,16 @@ class ServingApps:
         return health
 
 
+RUNNING = {**dict.fromkeys(EMBEDDINGS_APPS, "RUNNING"), GENERATION_APP: "RUNNING"}
+"""Every test application, running."""
+
+
 @pytest.fixture(scope="package")
 def serving_apps(ray_serve: RayServeCluster, tiny_causal_lm: Path) -> Iterator[ServingApps]:
     """Deploy the test apps once for every serving integration test; remove them after."""
     apps = ServingApps(ray_serve, tiny_causal_lm)
     ray_serve.deploy(apps.config())
-    ray_serve.wait_for_status({EMBEDDINGS_APP: "RUNNING", GENERATION_APP: "RUNNING"})
+    ray_serve.wait_for_status(RUNNING)
     yield apps
     ray_serve.deploy({"applications": []})
 

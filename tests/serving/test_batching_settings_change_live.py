@@ -14,7 +14,7 @@ from prometheus_client.samples import Sample
 
 from serving.spec import ModelUserConfig
 from tests.conftest import METRICS_REPORT_INTERVAL_MS
-from tests.serving.conftest import EMBEDDINGS_APP, ServingApps, samples
+from tests.serving.conftest import V1_APP, ServingApps, samples
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,9 @@ UNBATCHED = {"max_batch_size": 1, "batch_wait_timeout_s": 0.0}
 def in_force(user_config: dict[str, Any]) -> dict[str, Any]:
     """What a replica reports in force for `user_config`: every setting, defaults included."""
     return ModelUserConfig(**user_config).model_dump()
-V1_BATCHES = {"application": EMBEDDINGS_APP, "deployment": "model_v1", "version": "v1"}
+
+
+V1_BATCHES = {"application": V1_APP, "deployment": "model_v1", "version": "v1"}
 
 
 def _wait_for_v1(apps: ServingApps, key: str, wanted: Any, timeout_s: float = 60.0) -> None:
@@ -76,7 +78,7 @@ def restore_batching(serving_apps: ServingApps) -> Iterator[None]:
 @pytest.mark.usefixtures("restore_batching")
 def test_max_batch_size_one_stops_batching_without_restart(serving_apps: ServingApps) -> None:
     cluster = serving_apps.cluster
-    v1_pids = cluster.replica_pids(EMBEDDINGS_APP, "model_v1")
+    v1_pids = cluster.replica_pids(V1_APP, "model_v1")
     cluster.deploy(serving_apps.config(v1_batching=UNBATCHED))
     _wait_for_v1(serving_apps, "batching", in_force(UNBATCHED))
     total_before, multi_before = _settled_batch_counts(serving_apps)
@@ -89,13 +91,13 @@ def test_max_batch_size_one_stops_batching_without_restart(serving_apps: Serving
         total_after, multi_after = _batch_counts(serving_apps)
     assert total_after >= total_before + 24
     assert multi_after == multi_before
-    assert cluster.replica_pids(EMBEDDINGS_APP, "model_v1") == v1_pids
+    assert cluster.replica_pids(V1_APP, "model_v1") == v1_pids
 
 
 @pytest.mark.usefixtures("restore_batching")
 def test_bad_batching_config_is_refused_and_the_old_one_stays(serving_apps: ServingApps) -> None:
     cluster = serving_apps.cluster
-    v1_pids = cluster.replica_pids(EMBEDDINGS_APP, "model_v1")
+    v1_pids = cluster.replica_pids(V1_APP, "model_v1")
     cluster.deploy(serving_apps.config(v1_batching={"max_batch_size": 0}))
     deadline = time.monotonic() + 60
     while not serving_apps.versions()["v1"].get("last_config_error"):
@@ -104,4 +106,4 @@ def test_bad_batching_config_is_refused_and_the_old_one_stays(serving_apps: Serv
     v1 = serving_apps.versions()["v1"]
     assert "user_config.max_batch_size" in v1["last_config_error"]
     assert v1["batching"] == in_force(SHIPPED)
-    assert cluster.replica_pids(EMBEDDINGS_APP, "model_v1") == v1_pids
+    assert cluster.replica_pids(V1_APP, "model_v1") == v1_pids

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client.samples import Sample
 
-from tests.serving.conftest import ServingApps, wait_for_samples
+from tests.serving.conftest import V1_APP, ServingApps, wait_for_samples
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +42,6 @@ def test_concurrent_requests_are_batched(serving_apps: ServingApps) -> None:
     wait_for_samples(
         serving_apps.cluster,
         "ray_governor_batch_size_bucket",
-        {"version": "v1", "deployment": "model_v1", "application": "embeddings"},
+        {"version": "v1", "deployment": "model_v1", "application": V1_APP},
         accept=lambda buckets: _batches_larger_than_one(buckets) > 0,
     )

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from serving.metrics import LATENCY_BUCKETS_MS
-from tests.serving.conftest import ServingApps, wait_for_samples
+from tests.serving.conftest import V1_APP, ServingApps, wait_for_samples
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ def test_router_and_model_metrics_carry_version_and_serve_tags(serving_apps: Ser
     weights = wait_for_samples(cluster, "ray_governor_route_weight", router)
     assert {s.labels["version"]: s.value for s in weights} == {"v1": 100.0, "v2": 0.0}
 
-    model = {"application": "embeddings", "deployment": "model_v1", "version": "v1"}
+    model = {"application": V1_APP, "deployment": "model_v1", "version": "v1"}
     wait_for_samples(cluster, "ray_governor_input_tokens_total", model)
     wait_for_samples(cluster, "ray_governor_batched_inputs_total", model)
     wait_for_samples(cluster, "ray_governor_batch_compute_ms_bucket", model)

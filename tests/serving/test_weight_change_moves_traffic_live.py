@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.serving.conftest import EMBEDDINGS_APP, ServingApps
+from tests.serving.conftest import EMBEDDINGS_APP, V1_APP, ServingApps
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def test_weights_100_0_to_50_50_split_traffic_and_keep_v1_processes(
     serving_apps: ServingApps,
 ) -> None:
     cluster = serving_apps.cluster
-    v1_pids = cluster.replica_pids(EMBEDDINGS_APP, "model_v1")
+    v1_pids = cluster.replica_pids(V1_APP, "model_v1")
     router_pids = cluster.replica_pids(EMBEDDINGS_APP, "router")
     before = asyncio.run(_served_by(serving_apps.embeddings_url, 50))
     assert {version for version, _ in before} == {"v1"}
@@ -54,7 +54,7 @@ def test_weights_100_0_to_50_50_split_traffic_and_keep_v1_processes(
     share_v2 = Counter(version for version, _ in served)["v2"] / REQUESTS
     assert 0.40 <= share_v2 <= 0.60, share_v2
     assert {pid for version, pid in served if version == "v1"} <= v1_pids
-    assert cluster.replica_pids(EMBEDDINGS_APP, "model_v1") == v1_pids
+    assert cluster.replica_pids(V1_APP, "model_v1") == v1_pids
     assert cluster.replica_pids(EMBEDDINGS_APP, "router") == router_pids
 
 
