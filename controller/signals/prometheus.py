@@ -355,7 +355,7 @@ def _version_fields(
         if tokens is not None and tokens.total > 0:
             fields[f"{kind}_histogram"] = tokens
             fields[f"{kind}_ms"] = tokens.quantile(0.95)
-    fields["queue_length"] = _get(answers, q.queue, app, v.deployment)
+    fields["queue_length"] = _get(answers, q.queue, held, v.deployment)
     fields["batch_size"] = _get(answers, q.batch_size, held, v.deployment)
     fields["prompt_token_rate"] = _get(answers, q.prompt_token_rate, held, v.deployment)
     fields["output_token_rate"] = _get(answers, q.output_token_rate, held, v.deployment)

@@ -79,14 +79,15 @@ def _json(code: int, body: dict[str, Any]) -> httpx.Response:
     )
 
 
-def healthy_answers(app: str, now_s: float) -> dict[str, Answer]:
+def healthy_answers(app: str, now_s: float, per_version: bool = False) -> dict[str, Answer]:
     """A fleet where v1 serves 10 req/s (1 error/s) with p95 about 180 ms and v2 serves nothing.
 
     v1's requests read 12 prompt tokens and write 3 tokens each: 120 and 30 tokens per second.
+    With `per_version`, each version's deployment is in its application `<app>-<version>`.
     """
     v1 = {"application": app, "version": "v1"}
-    dep1 = {"application": app, "deployment": "model_v1"}
-    dep2 = {"application": app, "deployment": "model_v2"}
+    dep1 = {"application": f"{app}-v1" if per_version else app, "deployment": "model_v1"}
+    dep2 = {"application": f"{app}-v2" if per_version else app, "deployment": "model_v2"}
     buckets = [("50", 120.0), ("100", 360.0), ("200", 580.0), ("+Inf", 600.0)]
     return {
         "freshness": [({"application": app}, now_s - 2)],

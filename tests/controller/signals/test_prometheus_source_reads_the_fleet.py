@@ -10,7 +10,7 @@ import pytest
 from controller.signals.prometheus import PrometheusSource, query_failures
 from controller.snapshot import AppSnapshot, Snapshot, VersionSnapshot
 from tests.controller.clock import ManualClock
-from tests.controller.sample_config import governor_config
+from tests.controller.sample_config import governor_config, per_version_config
 from tests.controller.signals.fake_prometheus import FakePrometheus, healthy_answers
 
 
@@ -154,3 +154,20 @@ def test_token_rates_of_another_application_are_not_this_ones() -> None:
     assert v1 is not None
     assert v1.prompt_token_rate is None and v1.output_token_rate is None
     assert query_failures(snap.problems) == [("prompt_token_rate", "empty")]
+
+
+def test_with_an_application_per_version_deployment_series_are_read_from_each_ones() -> None:
+    clock = ManualClock()
+    config = per_version_config(signals={"kind": "prometheus", "prometheus": {"rate_window": "30s"}})
+    probe = PrometheusSource(config, clock)
+    assert '"embed|embed-v1|embed-v2"' in probe.queries.queue.expr.replace("=~", "")
+    fake = FakePrometheus(probe.queries, lambda: clock.now().timestamp())
+    fake.answers = healthy_answers("embed", clock.now().timestamp(), per_version=True)
+    source = PrometheusSource(config, clock, transport=fake.transport())
+    snap = source.observe()
+    v1, v2 = snap.version("embed", "v1"), snap.version("embed", "v2")
+    assert v1 is not None and v2 is not None
+    assert (v1.queue_length, v1.batch_size, v1.running_replicas) == (3.0, 4.0, 2)
+    assert (v1.prompt_token_rate, v1.output_token_rate) == (120.0, 30.0)
+    assert v1.request_rate == 10.0 and v2.running_replicas == 0
+    assert snap.problems == ()
