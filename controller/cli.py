@@ -396,15 +396,21 @@ def release_start(
     raise typer.Exit(code)
 
 
-@release_app.command("list")
-def release_list(config_path: ConfigOption) -> None:
-    """Every release the daemon remembers, newest first, with its outcome."""
+def _print_releases(config_path: Path, app_name: str | None) -> None:
+    """The releases the daemon's saved state holds (of one app when given), newest first."""
     from controller import release_cli as rc
     from controller.releases.ledger import LEDGER, releases_of
 
     config = _load(config_path, checks=(check_state_folder,))
-    records = releases_of(_saved_states(config, config_path).get(LEDGER) or {})
-    console.print(rc.release_table(records, f"releases ({len(records)})"))
+    records = releases_of(_saved_states(config, config_path).get(LEDGER) or {}, app_name)
+    title = f"releases of {app_name}" if app_name else "releases"
+    console.print(rc.release_table(records, f"{title} ({len(records)})"))
+
+
+@release_app.command("list")
+def release_list(config_path: ConfigOption) -> None:
+    """Every release the daemon remembers, newest first, with its outcome."""
+    _print_releases(config_path, None)
 
 
 @release_app.command("history")
@@ -413,12 +419,7 @@ def release_history(
     config_path: ConfigOption,
 ) -> None:
     """The releases of APP, newest first: who, what, when, and the verdict with its reason."""
-    from controller import release_cli as rc
-    from controller.releases.ledger import LEDGER, releases_of
-
-    config = _load(config_path, checks=(check_state_folder,))
-    records = releases_of(_saved_states(config, config_path).get(LEDGER) or {}, app_name)
-    console.print(rc.release_table(records, f"releases of {app_name} ({len(records)})"))
+    _print_releases(config_path, app_name)
 
 
 @app.command()
