@@ -259,16 +259,23 @@ async def measure_all(
 
 
 def serve_config(path: Path, http_port: int) -> tuple[dict[str, Any], str, str]:
-    """The Serve config at `path` on `http_port`; the embeddings URL path and model name."""
+    """The Serve config at `path` on `http_port`, kept to its embeddings application (and
+    the applications of its versions); the embeddings URL path and model name."""
     doc = copy.deepcopy(yaml.safe_load(path.read_text()))
     doc["http_options"] = {"host": "127.0.0.1", "port": http_port}
+    builders = ("serving.app:build_app", "serving.app:build_router")
     for app in doc["applications"]:
         args = app.get("args") or {}
-        if app.get("import_path") == "serving.app:build_app" and args.get("task") == "embeddings":
-            prefix = app.get("route_prefix", "/").rstrip("/")
-            doc["applications"] = [app]
+        if app.get("import_path") in builders and args.get("task") == "embeddings":
+            prefix = (app.get("route_prefix") or "/").rstrip("/")
+            held = {
+                name
+                for d in app["deployments"]
+                for name in ((d.get("user_config") or {}).get("versions") or {}).values()
+            }
+            doc["applications"] = [app, *(a for a in doc["applications"] if a["name"] in held)]
             return doc, f"{prefix}/v1/embeddings", args["model_name"]
-    raise SystemExit(f"{path}: no embeddings application of serving.app:build_app")
+    raise SystemExit(f"{path}: no embeddings application (serving.app:build_router or build_app)")
 
 
 def slo_of(governor_config: Path, app: str) -> float:
@@ -326,7 +333,8 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         dashboard = RayDashboardClient(head.dashboard_url, timeout_s=60)
         try:
             dashboard.put_applications(config)
-            wait_until_running(dashboard, app)
+            for serve_app in config["applications"]:
+                wait_until_running(dashboard, serve_app["name"])
             url = f"http://127.0.0.1:{http_port}{path}"
             capacity, phases = asyncio.run(measure_all(url, model, args, slo_ms / 1000, console))
             time.sleep(2 * SETTLE_S)
@@ -335,7 +343,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             dashboard.close()
     return {
         "serve_config": str(args.serve_config),
-        "deployments": config["applications"][0].get("deployments", []),
+        "deployments": [d for a in config["applications"] for d in a.get("deployments", [])],
         "slo_p95_ms": slo_ms,
         "capacity_rps": capacity,
         "phase_s": args.phase_s,

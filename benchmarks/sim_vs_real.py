@@ -9,7 +9,7 @@ side by side with the relative error and writes `sim_vs_real.json` and `.png` to
 
 Start the fleet first, e.g. `serve run configs/serve.local.yaml`, then:
 
-    .venv/bin/python benchmarks/sim_vs_real.py --serve-app embeddings --time-scale 2
+    .venv/bin/python benchmarks/sim_vs_real.py --serve-app embeddings-v1 --time-scale 2
 """
 
 from __future__ import annotations

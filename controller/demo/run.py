@@ -16,13 +16,15 @@ from rich.text import Text
 
 from controller.actuators.serve_config import load_serve_config
 from controller.actuators.state_file import FileStateStore
-from controller.clock import SystemClock
+from controller.clock import Clock, SystemClock
 from controller.config import GovernorConfig, load_config
 from controller.daemon import Daemon, TickReport
 from controller.demo.load import ChatTraceLoad, TraceLoad
 from controller.demo.local_ray import free_port, local_ray, wait_for_http
 from controller.demo.report import Timeline, generation_summary, summarize, write_report
 from controller.events import EventLog
+from controller.release_cli import build_request
+from controller.releases.ledger import LEDGER, releases_of
 from controller.signals.commands import CommandInbox
 from controller.targets import build_local_target
 from controller.telemetry import Telemetry, serve_metrics
@@ -43,8 +45,10 @@ class DemoOptions:
     """Fraction of the trace's requests sent (after time compression)."""
     chat_rate_scale: float = 0.01
     """Fraction of the trace's requests sent as streaming chats, where a generation app is."""
-    candidate_at: float = 0.25
-    """Fraction of the replay after which the candidate version is declared."""
+    release_at: float = 0.25
+    """Fraction of the replay after which the new version is released (`governor release`)."""
+    release_version: str = "v2"
+    release_model: str = "bundled:all-MiniLM-L6-v2"
     num_cpus: int = 8
     metrics_port: int = 9400
     seed: int = 0
@@ -63,12 +67,26 @@ def _demo_config(options: DemoOptions, metrics_url: str, dashboard_url: str) -> 
     )
 
 
-def _with_candidate(config: GovernorConfig, app: str, candidate: str) -> GovernorConfig:
-    apps = [
-        a.model_copy(update={"candidate": candidate}) if a.name == app else a
-        for a in config.applications
-    ]
-    return config.model_copy(update={"applications": apps})
+def _release(options: DemoOptions, config: GovernorConfig, app: str, clock: Clock) -> str:
+    """Queue the demo's release in the daemon's inbox, as `governor release` does."""
+    request = build_request(
+        app,
+        options.release_version,
+        options.release_model,
+        ["owner=governor-demo"],
+        None,
+        "governor demo",
+        None,
+        clock.now(),
+    )
+    CommandInbox.beside_state(config.state_path).submit("release", app, request.to_json())
+    return request.id
+
+
+def _release_record(daemon: Daemon, release_id: str | None) -> dict[str, Any] | None:
+    """The daemon's record of the demo's release."""
+    found = [r for r in releases_of(daemon.states.get(LEDGER) or {}) if r["id"] == release_id]
+    return dict(found[-1]) if found else None
 
 
 def _model_name(serve_doc: dict[str, Any], app: str) -> str:
@@ -125,7 +143,6 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
         (options.out / stale).unlink(missing_ok=True)
     base_config = load_config(options.config)
     app_cfg = base_config.applications[0]
-    candidate = next((v.name for v in app_cfg.versions if v.name != app_cfg.stable_version), None)
     serve_doc = load_serve_config(base_config.local.serve_config)
     http_url = _http_url(serve_doc)
     console.print(f"[bold]starting local Ray[/] ({options.num_cpus} logical CPUs)")
@@ -176,7 +193,9 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
             else None
         )
         timeline = Timeline(
-            app_cfg.name, app_cfg.slo.latency_p95_ms, [v.name for v in app_cfg.versions]
+            app_cfg.name,
+            app_cfg.slo.latency_p95_ms,
+            [*(v.name for v in app_cfg.versions), options.release_version],
         )
         stop = threading.Event()
         reports: list[TickReport] = []
@@ -198,21 +217,14 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
         if chat is not None:
             chat.start()
         started = time.monotonic()
-        declared = False
+        release_id: str | None = None
         seen = 0
         try:
             with Live(console=console, refresh_per_second=2, transient=False) as live:
                 while not (load.finished() and (chat is None or chat.finished())):
                     elapsed = time.monotonic() - started
-                    if (
-                        candidate
-                        and not declared
-                        and elapsed >= options.candidate_at * options.replay_s
-                    ):
-                        daemon.base_config = _with_candidate(
-                            daemon.base_config, app_cfg.name, candidate
-                        )
-                        declared = True
+                    if release_id is None and elapsed >= options.release_at * options.replay_s:
+                        release_id = _release(options, config, app_cfg.name, clock)
                     while seen < len(reports):
                         rps, p95 = load.recent(elapsed, window_s=config.interval_s * 2)
                         timeline.add(time.monotonic() - started, reports[seen], rps, p95)
@@ -235,6 +247,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
         summary = summarize(
             timeline, latencies, failures, daemon.rollouts().get(app_cfg.name, {}), daemon.config
         )
+        summary["release"] = _release_record(daemon, release_id)
         if chat is not None and chat_app is not None:
             ttft, tpot = chat.token_latencies()
             slo = daemon.config.app(chat_app.name).slo

@@ -96,9 +96,9 @@ def test_an_interval_the_loop_cannot_sleep_is_refused(tmp_path: Path, value: str
 @pytest.mark.parametrize(
     ("serve_app", "deployments", "field"),
     [
-        ("embeddings-v2", [], "applications[0].versions[1].deployment"),
+        ("embeddings-v1", [], "applications[0].versions[0].deployment"),
         ("embeddings", [], "applications[0].router_deployment"),
-        ("embeddings-v2", None, "applications[0].versions[1].application"),
+        ("chat-v1", None, "applications[1].versions[0].application"),
     ],
 )
 def test_a_deployment_missing_from_the_serve_config_is_refused(

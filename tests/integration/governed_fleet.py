@@ -21,6 +21,7 @@ from controller.daemon import Daemon, TickReport
 from controller.sim.replay import ReplayRequest, ReplayResult, replay_async, text_of
 from controller.targets import build_local_target
 from tests.conftest import RayServeCluster
+from tests.serve_configs import add_version
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "governed"
@@ -35,6 +36,7 @@ def serve_config(http_port: int, v2_batching: dict[str, Any] | None = None) -> d
     """The shipped local embeddings applications renamed to APP, one torch thread per replica."""
     doc = copy.deepcopy(yaml.safe_load((REPO / "configs/serve.local.yaml").read_text()))
     doc["http_options"] = {"host": "127.0.0.1", "port": http_port}
+    add_version(doc, "embeddings", "v1", "v2")
     apps = {a["name"]: a for a in doc["applications"]}
     router, v1, v2 = apps["embeddings"], apps["embeddings-v1"], apps["embeddings-v2"]
     doc["applications"] = [router, v1, v2]

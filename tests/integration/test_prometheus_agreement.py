@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.prometheus]
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 APP = "embeddings"
-SERVE_APPS = (APP, f"{APP}-v1", f"{APP}-v2")
+SERVE_APPS = (APP, f"{APP}-v1")
 WINDOW_S = 30
 LOAD_RPS = 6.0
 

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from tests.conftest import RayServeCluster
+from tests.serve_configs import add_version
 
 LOCAL_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "serve.local.yaml"
 EMBEDDINGS_APP = "embeddings"
@@ -94,7 +95,9 @@ class ServingApps:
     ) -> dict[str, Any]:
         """The full Serve config of the test apps; optionally other router weights or v1 batching."""
         config = copy.deepcopy(yaml.safe_load(LOCAL_CONFIG.read_text()))
-        # The shipped embeddings applications; the tests bring their own generation one.
+        # The shipped embeddings applications and v2 beside v1, as a release adds it; the
+        # tests bring their own generation application.
+        add_version(config, EMBEDDINGS_APP, "v1", "v2")
         apps = {a["name"]: a for a in config["applications"]}
         config["applications"] = [apps[name] for name in EMBEDDINGS_APPS]
         (router,) = apps[EMBEDDINGS_APP]["deployments"]
