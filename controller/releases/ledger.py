@@ -40,7 +40,7 @@ RELEASE = "release"
 OUTCOMES = ("admitted", "refused", "promoted", "rolled-back", "aborted", "retired")
 """What a release event says happened (`governor_releases_total{outcome}`)."""
 ACTIVE = "canary"
-HISTORY_PER_APP = 50
+HISTORY_PER_APP = 10
 """Finished releases kept per application (the oldest are forgotten)."""
 VERSION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
 """Version names the data plane accepts (serving.spec; the decision core does not import
@@ -145,21 +145,45 @@ def version_application(app: str, version: str) -> str:
 
 
 def effective_config(base: GovernorConfig, ledger: Mapping[str, Any]) -> GovernorConfig:
-    """`base` with the ledger's released versions added and its retired versions removed."""
+    """`base` with the ledger's released versions added and its retired versions removed.
+
+    The same base and ledger give the same config object back (the last one is kept), so
+    a tick whose releases did not change hands its source and actuator nothing new.
+    """
     records = releases_of(ledger)
     retired = cast(dict[str, list[str]], ledger.get("retired") or {})
     if not records and not retired:
         return base
+    # A record's version, model and bounds never change after it is made: its id and
+    # status, with the retired versions, say all the effective config depends on.
+    key = (
+        tuple((r["id"], r["status"]) for r in records),
+        tuple((app, tuple(names)) for app, names in sorted(retired.items())),
+    )
+    last = _last_effective[0]
+    if last is not None and last[0] is base and last[1] == key:
+        return last[2]
+    by_app: dict[str, list[ReleaseRecord]] = {}
+    for r in records:
+        if r["status"] != "refused":
+            by_app.setdefault(r["app"], []).append(r)
     apps = [
-        _effective_app(app, records, set(retired.get(app.name, ()))) for app in base.applications
+        _effective_app(app, by_app.get(app.name, []), set(retired.get(app.name, ())))
+        if app.name in by_app or app.name in retired
+        else app
+        for app in base.applications
     ]
-    return base.model_copy(update={"applications": apps})
+    config = base.model_copy(update={"applications": apps})
+    # One tuple swapped whole: a reader in another thread sees the old entry or the new.
+    _last_effective[0] = (base, key, config)
+    return config
 
 
-def _effective_app(app: AppConfig, records: list[ReleaseRecord], retired: set[str]) -> AppConfig:
-    mine = [r for r in records if r["app"] == app.name and r["status"] != "refused"]
-    if not mine and not retired:
-        return app
+_last_effective: list[tuple[GovernorConfig, object, GovernorConfig] | None] = [None]
+"""The last (base, ledger key, effective config), for the daemon's every tick."""
+
+
+def _effective_app(app: AppConfig, mine: list[ReleaseRecord], retired: set[str]) -> AppConfig:
     versions = [v for v in app.versions if v.name not in retired]
     have = {v.name for v in versions}
     for r in mine:
@@ -195,6 +219,10 @@ def step(snapshot: Snapshot, states: Mapping[str, AgentState], base: GovernorCon
     saved = states.get(LEDGER) or {}
     if not saved and not requests:
         return LedgerStep({}, base, ())
+    moving = [r for r in releases_of(saved) if r["status"] == ACTIVE or "retire" in r]
+    if not requests and not moving:
+        # Nothing to settle, retire or admit: the ledger stays as it is.
+        return LedgerStep(saved, effective_config(base, saved), ())
     ledger = cast(Ledger, json_copy(saved))
     ledger.setdefault("releases", [])
     ledger.setdefault("retired", {})

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from controller.agents.base import AgentState
+from controller.agents.base import AgentState, json_copy
 from controller.decide import decide
 from controller.releases.ledger import (
     LEDGER,
@@ -161,3 +161,17 @@ def test_a_request_read_again_after_a_crash_is_not_decided_twice() -> None:
     again = step(snapshot(1, commands=(release(),)), states, config())
     assert again.ledger["releases"] == states[LEDGER]["releases"]
     assert again.events == ()
+
+
+def test_an_unchanged_ledger_gives_the_same_config_object_and_others_stay_untouched() -> None:
+    base = config()
+    ledger = _admitted()[LEDGER]
+    first = effective_config(base, ledger)
+    assert effective_config(base, ledger) is first
+    assert effective_config(base, json_copy(ledger)) is first
+    other = step(
+        snapshot(1, {"v1": 100, "v2": 0, "v3": 0}),
+        {LEDGER: ledger, "rollout": rollout("rolled-back", "v3")},
+        base,
+    )
+    assert effective_config(base, other.ledger) is not first
