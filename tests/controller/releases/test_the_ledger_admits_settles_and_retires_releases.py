@@ -10,6 +10,7 @@ from controller.agents.base import AgentState, json_copy
 from controller.decide import decide
 from controller.releases.ledger import (
     LEDGER,
+    OUTCOMES,
     VERSION_NAME_PATTERN,
     check_ledger,
     deployment_name,
@@ -105,6 +106,8 @@ def test_a_promotion_makes_the_release_stable_and_retires_the_old_stable_after_d
     states = {**states, LEDGER: held.ledger}
     gone = step(snapshot(10 + drain, {"v1": 0, "v2": 0, "v3": 100}, replicas), states, base)
     assert [(e.outcome, e.version) for e in gone.events] == [("retired", "v1")]
+    seen = {e.outcome for e in (*done.events, *held.events, *gone.events)}
+    assert seen <= set(OUTCOMES)
     assert [v.name for v in gone.config.app("embed").versions] == ["v2", "v3"]
     assert gone.ledger["retired"] == {"embed": ["v1"]}
 
